@@ -1,0 +1,53 @@
+# `make help` lists the targets. Every target creates the virtualenv itself when needed.
+SHELL := /bin/bash
+PY_VERSION ?= 3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+UV ?= $(shell command -v uv 2>/dev/null || echo $(VENV)/bin/uv)
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export DO_NOT_TRACK ?= true
+export GX_ANALYTICS_ENABLED ?= False
+
+.PHONY: help venv lock demo demo-quick test lint typecheck unit bench clean env up down e2e
+.DEFAULT_GOAL := help
+
+help:  ## list targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.5"
+	uv venv --quiet --allow-existing --python $(PY_VERSION) $(VENV)
+	uv pip install --quiet --python $(PY) -r requirements.lock
+	uv pip install --quiet --python $(PY) --no-deps -e .
+	@rm -f $(VENV)/.installed-*; touch $@
+
+venv: $(STAMP)  ## create .venv from the pinned requirements.lock
+
+lock:  ## re-resolve requirements.lock from pyproject.toml
+	uv pip compile pyproject.toml --extra dev --python-version $(PY_VERSION) -o requirements.lock
+
+demo: venv  ## the main job on embedded defaults (SQLite, local files): the full 2013 loop
+	$(PY) -m pipelines.demo
+
+demo-quick: venv  ## a short replay (a few months) for a quick look
+	$(PY) -m pipelines.demo --quick
+
+lint: venv  ## ruff (incl. Airflow AIR rules)
+	$(VENV)/bin/ruff check dags pipelines tests benchmarks
+	$(VENV)/bin/ruff format --check dags pipelines tests benchmarks
+
+typecheck: venv  ## mypy on pipelines/ and dags/
+	$(VENV)/bin/mypy
+
+unit: venv  ## pytest only
+	$(VENV)/bin/pytest -q
+
+test: venv lint typecheck  ## lint, type-check and run the whole test suite
+	$(VENV)/bin/pytest -q
+
+bench: venv  ## run every benchmark (prints figures)
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:  ## remove runtime state (var/)
+	rm -rf var

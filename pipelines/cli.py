@@ -1,0 +1,34 @@
+"""``mlops`` command line: one entry point, each component owns its subcommands.
+
+``mlops <component> ...`` imports ``pipelines.<component>.cli`` and calls its
+``main(argv)``; importing lazily keeps ``mlops --help`` fast and lets components
+be added without editing this file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMPONENTS = {
+    "quality": "validate, inspect and replay data batches (GX gate, quarantine)",
+    "training": "train, evaluate and register candidates",
+    "serving": "run the gateway, send traffic, roll back",
+    "monitoring": "drift and performance monitoring, retrain policy",
+    "optimize": "tuning, model choice, capacity planning, scorecard",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help"} or args[0] not in COMPONENTS:
+        print("usage: mlops <component> [args...]\n\ncomponents:")
+        for name, what in COMPONENTS.items():
+            print(f"  {name:<11} {what}")
+        return 0 if not args or args[0] in {"-h", "--help"} else 2
+    module = importlib.import_module(f"pipelines.{args[0]}.cli")
+    return int(module.main(args[1:]) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

