@@ -77,8 +77,10 @@ def load_source(contract: DatasetContract, base: Path | None = None) -> pd.DataF
         df = df.merge(lookup, on=join.keys, how="left", validate="many_to_one")
 
     if contract.id.compose_from:
-        parts = [df[c].astype(str) for c in contract.id.compose_from]
-        df[contract.id.column] = parts[0].str.cat(parts[1:], sep="_")
+        composed = df[contract.id.compose_from[0]].astype(str)
+        for col in contract.id.compose_from[1:]:
+            composed = composed + "_" + df[col].astype(str)
+        df[contract.id.column] = composed
 
     ts = local_time(df[contract.event_time], contract.event_timezone)
     for name, part in contract.derived_time_features.items():
