@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +44,8 @@ DEMO_OVERRIDES = {
     "MLOPS__CANARY__STEP_WINDOW_S": "3",
     "MLOPS__CANARY__ANALYSIS_INTERVAL_S": "1",
     "MLOPS__CANARY__STEP_TIMEOUT_S": "120",
+    # No real callers here: each canary step drives itself with the month's replayed requests.
+    "MLOPS__CANARY__REPLAY_TRAFFIC": "true",
 }
 
 
@@ -120,17 +124,23 @@ def _champion(settings: Settings) -> str | None:
     return str(mv.version) if mv is not None else None
 
 
-def _serve(replay: Replay, month: str, requests: int) -> None:
-    from pipelines.serving.traffic import send_traffic
+def _serve(replay: Replay, month: str, rows_per_request: int) -> None:
+    """Replay the rest of the month (what the canary steps did not already send) to the gateway."""
+    from pipelines.serving.traffic import rows_remaining, send_traffic
 
+    requests = rows_remaining(replay.settings, month) // rows_per_request
+    if requests == 0:
+        return
     t0 = time.perf_counter()
-    summary = send_traffic(replay.settings, batch_id=month, n_requests=requests, rows_per_request=10)
+    summary = send_traffic(
+        replay.settings, batch_id=month, n_requests=requests, rows_per_request=rows_per_request
+    )
     replay.traffic_seconds += time.perf_counter() - t0
     replay.note(
         month,
         "traffic served",
-        f"{summary['requests']} requests x 10 rows, {summary['labels_sent']} labels fed back, "
-        f"variants {summary['variants']}",
+        f"{summary['requests']} requests x {rows_per_request} rows, {summary['labels_sent']} labels "
+        f"fed back, variants {summary['variants']}",
     )
 
 
@@ -165,9 +175,15 @@ def _queued_training_conf(month: str) -> dict[str, Any] | None:
         return dict(run.conf) if run is not None and run.conf else None
 
 
-def replay_year(quick: bool = False, requests_per_month: int = 300) -> Replay:
+def replay_year(quick: bool = False, rows_per_request: int = 100) -> Replay:
+    # skops (MLflow's sklearn serializer) probes attributes of every loaded module, which makes
+    # Airflow's lazy modules emit a deprecation warning per probe: hundreds of lines of noise.
+    warnings.filterwarnings("ignore", module=r"skops\.")
     for key, value in DEMO_OVERRIDES.items():
         os.environ.setdefault(key, value)
+    # The embedded gateway's admin API needs a token; a fresh random one per demo run, held only
+    # in this process's environment (inherited by the gateway it starts), never written down.
+    os.environ.setdefault("MLOPS_GATEWAY_ADMIN_TOKEN", secrets.token_urlsafe(32))
     settings = load_settings()
     from pipelines.orchestration import configure_embedded_airflow, init_metadata_db, load_dags
 
@@ -209,7 +225,7 @@ def replay_year(quick: bool = False, requests_per_month: int = 300) -> Replay:
             _release(replay, dags, month, pending)
             pending = None
         replay.champion_by_month[month] = _champion(settings) or "?"
-        _serve(replay, month, requests_per_month)
+        _serve(replay, month, rows_per_request)
         conf = _monitor(replay, dags, month)
         if conf is not None:
             pending = _train(replay, dags, month, conf)
@@ -243,10 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help=f"replay only {QUICK_MONTHS} months after the bootstrap"
     )
-    parser.add_argument("--requests", type=int, default=300, help="requests (10 rows each) per month")
+    parser.add_argument(
+        "--rows-per-request", type=int, default=100, help="rows per replayed request (whole month is sent)"
+    )
     args = parser.parse_args(argv)
     try:
-        replay_year(quick=args.quick, requests_per_month=args.requests)
+        replay_year(quick=args.quick, rows_per_request=args.rows_per_request)
     finally:
         from pipelines.serving.launcher import stop_gateway
 

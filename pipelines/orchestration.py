@@ -74,9 +74,12 @@ def init_metadata_db() -> None:
 
 def load_dags() -> dict[str, Any]:
     """Parse dags/ and fail loudly on any import error (a broken DAG must not be skipped)."""
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow.dag_processing.dagbag import BundleDagBag
 
-    bag = DagBag(dag_folder=str(REPO_ROOT / "dags"))
+    # As Airflow's dag processor does for a bundle: the dags folder goes on sys.path so DAG
+    # files can import their shared `_common` module.
+    dags_dir = REPO_ROOT / "dags"
+    bag = BundleDagBag(dag_folder=str(dags_dir), bundle_path=dags_dir)
     if bag.import_errors:
         details = "\n".join(f"{path}: {err}" for path, err in bag.import_errors.items())
         raise RuntimeError(f"DAG import errors:\n{details}")
