@@ -1,0 +1,111 @@
+"""
+### automate_training — train, evaluate against `@champion`, gate, register (+ `@challenger`)
+
+**Triggers.** The `validated_batch` asset (a batch passed the quality gate) and manual /
+monitoring runs with params. An asset-triggered run trains only to *bootstrap* (no champion,
+no challenger, enough batches for a window + holdout) or when
+`training.retrain_on_every_batch` is on; a run with a `reason` (the drift monitor, a person)
+always trains. The `should_train` task logs why.
+
+**Params.** `reason` (text), `window` (training batch ids — a list or `"2013-01,2013-02"` — or
+a count; empty = `training.window_batches`), `holdout` (batch id; empty = newest published
+batch not used in training).
+
+**Flow.** should_train → resolve_window → train (MLflow run; reused when the same data, code
+and config were already trained) → evaluate (candidate and champion on the same holdout) →
+gate (verdict logged to the run and to `events/gate_verdict/`) → register (model version with
+tags; `@challenger` only if passed) → has_new_challenger → emit_challenger (`challenger_model`
+asset event, extra `{model_name, version, run_id}`).
+
+A rejected candidate is registered with `gate.verdict=rejected` and every failed criterion
+in its tags; the run then ends with `emit_challenger` skipped and no alias moved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from _common import CHALLENGER_MODEL, DEFAULT_ARGS, START_DATE, VALIDATED_BATCH
+from airflow.sdk import Param, dag, task
+
+
+def _step(name: str, *args: Any, **kwargs: Any) -> Any:
+    """Call ``pipelines.training.steps.<name>``; a deterministic refusal fails without retries.
+
+    Bad windows, single-class data, a missing champion artifact... fail the same way on every
+    try, so they end the task at once; an unreachable tracking server keeps Airflow's retries.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pipelines.training import steps
+    from pipelines.training.errors import TrainingError
+
+    try:
+        return getattr(steps, name)(*args, **kwargs)
+    except TrainingError as exc:
+        if exc.retryable:
+            raise
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
+@dag(
+    dag_id="automate_training",
+    schedule=[VALIDATED_BATCH],
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    doc_md=__doc__,
+    tags=["automation", "training", "mlflow"],
+    params={
+        "reason": Param("", type="string", description="Why this run trains (empty on asset events)."),
+        "window": Param(
+            None,
+            type=["null", "integer", "string", "array"],
+            description="Training batches: list / comma-separated ids, or a count.",
+        ),
+        "holdout": Param(None, type=["null", "string"], description="Holdout batch id."),
+    },
+)
+def automate_training() -> None:
+    @task.short_circuit
+    def should_train(params: Any = None, triggering_asset_events: Any = None) -> bool:
+        return bool(_step("should_train_step", dict(params or {}), bool(triggering_asset_events)))
+
+    @task
+    def resolve_window(params: Any = None, triggering_asset_events: Any = None) -> dict[str, Any]:
+        return _step("resolve_window_step", dict(params or {}), bool(triggering_asset_events))
+
+    @task
+    def train(window: Any) -> dict[str, Any]:
+        return _step("train_step", window)
+
+    @task
+    def evaluate(trained: Any) -> dict[str, Any]:
+        return _step("evaluate_step", trained)
+
+    @task
+    def gate(evaluation: Any) -> dict[str, Any]:
+        return _step("gate_step", evaluation)
+
+    @task
+    def register(verdict: Any) -> dict[str, Any]:
+        return _step("register_step", verdict)
+
+    @task.short_circuit
+    def has_new_challenger(registration: Any) -> bool:
+        return bool(_step("has_new_challenger", registration))
+
+    @task(outlets=[CHALLENGER_MODEL])
+    def emit_challenger(registration: Any, outlet_events: Any = None) -> dict[str, Any]:
+        extra = _step("challenger_event_extra", registration)
+        outlet_events[CHALLENGER_MODEL].extra = extra
+        return extra
+
+    window = resolve_window()
+    should_train() >> window
+    registration = register(gate(evaluate(train(window))))
+    has_new_challenger(registration) >> emit_challenger(registration)
+
+
+automate_training()

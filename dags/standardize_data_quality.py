@@ -1,0 +1,78 @@
+"""
+### Standardize data quality (one batch)
+
+**land → validate → publish.** A month of flights is landed as an immutable, content-addressed
+file; the Great Expectations suite named by the dataset contract validates it:
+
+* *critical* failures reject the batch: every row goes to quarantine with a report naming the
+  failed expectations, the `validate` task fails (no retries: the data will not change by
+  itself) and nothing downstream runs;
+* *row-level* failures quarantine only the offending rows; the clean rows are published with
+  status `passed_with_warnings`.
+
+`publish` emits a `validated_batch` asset event whose extra carries
+`{batch_id, uri, rows, rows_quarantined, status}`; `automate_training` is scheduled on it.
+
+Trigger with `{"batch_id": "2013-03"}`; without it the batch is derived from the data interval.
+Replay a corrected file with `python -m pipelines.cli quality replay --batch-id ... --file ...`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from _common import DEFAULT_ARGS, START_DATE, VALIDATED_BATCH
+from airflow.sdk import Param, dag, task
+
+
+@dag(
+    dag_id="standardize_data_quality",
+    schedule="@monthly",
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["standardization", "data-quality"],
+    doc_md=__doc__,
+    params={
+        "batch_id": Param(
+            "",
+            type="string",
+            pattern=r"^$|^\d{4}-(\d{2}|W\d{2}|\d{2}-\d{2})$",
+            description="Batch to process (e.g. 2013-03). Empty: the batch of the data interval.",
+        ),
+    },
+)
+def standardize_data_quality() -> None:
+    @task
+    def land(
+        params: Any = None, data_interval_start: Any = None, data_interval_end: Any = None, run_id: Any = None
+    ) -> dict[str, Any]:
+        from pipelines.quality.steps import land_step
+
+        return land_step(params["batch_id"], data_interval_start, data_interval_end, run_id)
+
+    @task
+    def validate(landed: Any, run_id: Any = None) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from pipelines.quality import BatchRejected
+        from pipelines.quality.steps import validate_step
+
+        try:
+            return validate_step(landed, run_id)
+        except BatchRejected as exc:  # quarantined already; retrying cannot change the data
+            raise AirflowFailException(str(exc)) from exc
+
+    @task(outlets=[VALIDATED_BATCH])
+    def publish(verdict: Any, run_id: Any = None, outlet_events: Any = None) -> dict[str, Any]:
+        from pipelines.quality.steps import publish_step
+
+        extra = publish_step(verdict, run_id)
+        outlet_events[VALIDATED_BATCH].extra = extra
+        return extra
+
+    publish(validate(land()))
+
+
+standardize_data_quality()

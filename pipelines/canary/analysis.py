@@ -1,0 +1,401 @@
+"""Canary analysis: is the canary worse than the champion, on the service and on the model?
+
+Inputs are prediction-log frames (see :mod:`pipelines.serving.prediction_log`); the
+verdict is ``success``, ``failed`` or ``inconclusive``:
+
+* **errors** (this step's window): the canary's request error rate. It fails as soon
+  as the Wilson 95% lower bound exceeds ``max_error_rate`` (ten failures out of ten
+  need no 200-request wait), and is judged on the point estimate once the step has
+  ``min_requests``.
+* **latency** (this step's window): server-side p99 per canary request against the
+  SLO, once ``latency_min_samples`` requests are in; fails early when even the
+  median breaks the SLO. A breach is the canary's fault only if a significantly
+  larger share of its requests breaks the SLO than of the champion's (one-sided
+  two-proportion z-test at ``latency_alpha``); otherwise it is a warning: the host
+  is slow, and rolling the canary back would not fix it.
+* **shift** (the whole release so far): two-sample Kolmogorov-Smirnov test of the
+  canary's predictions against the champion's. Only a shift that is significant
+  (``p < shift_alpha``) *and* large (``D > shift_max_statistic``) counts. A retrained
+  model may legitimately move predictions (a new base rate), so a material shift
+  *holds* the step until labelled quality can judge it: once the quality CI rules
+  out a loss larger than ``shift_quality_margin`` the shift is a warning; quality
+  worse → failed; labels never enough → fail safe at the step timeout.
+* **quality** (the whole release so far, labelled rows only): classification
+  compares ROC AUC (DeLong variance), regression MAE (normal approximation), with
+  a CI of the difference (the variants are independent samples). Fails when the canary is significantly
+  worse (CI excludes 0) by more than ``quality_max_drop``; passes when its point
+  estimate is within the tolerance; in between (worse, not yet significant) it
+  holds the step for more labels. Below ``quality_min_labels`` per variant it is
+  ``insufficient``, which does not block a step unless ``quality_required``.
+
+Any failed check fails the step; any required check that is still ``insufficient``
+leaves it inconclusive (the caller holds and re-analyses, then fails safe).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from pipelines.config import CanaryConfig
+
+Status = Literal["pass", "fail", "insufficient", "warn"]
+Verdict = Literal["success", "failed", "inconclusive"]
+MIN_SHIFT_ROWS = 50
+
+
+@dataclass
+class Check:
+    name: str
+    status: Status
+    reason: str
+    figures: dict[str, Any] = field(default_factory=dict)
+    required: bool = True
+
+
+@dataclass
+class Analysis:
+    verdict: Verdict
+    reason: str
+    checks: list[Check]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "reason": self.reason, "checks": [asdict(c) for c in self.checks]}
+
+    def figures(self) -> dict[str, Any]:
+        """Flat figures for tags and events: ``<check>.<figure>``."""
+        out: dict[str, Any] = {}
+        for c in self.checks:
+            out[f"{c.name}.status"] = c.status
+            for k, v in c.figures.items():
+                out[f"{c.name}.{k}"] = v
+        return out
+
+
+def _r(x: float | None, nd: int = 4) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), nd)
+
+
+def wilson_interval(failures: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 1.0
+    p = failures / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def per_request(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per request: latency, and whether the variant failed on it."""
+    if df.empty:
+        return pd.DataFrame({"request_id": [], "latency_ms": [], "failed": []})
+    g = df.groupby("request_id", sort=False)
+    return pd.DataFrame(
+        {
+            "latency_ms": g["latency_ms"].first(),
+            "failed": g["error"].apply(lambda s: s.notna().any()),
+        }
+    ).reset_index()
+
+
+def check_errors(canary_step: pd.DataFrame, cfg: CanaryConfig) -> Check:
+    req = per_request(canary_step)
+    n = len(req)
+    failures = int(req["failed"].sum()) if n else 0
+    rate = failures / n if n else 0.0
+    lo, hi = wilson_interval(failures, n)
+    figs = {
+        "requests": n,
+        "failures": failures,
+        "rate": _r(rate),
+        "wilson_low": _r(lo),
+        "wilson_high": _r(hi),
+    }
+    figs["max_error_rate"] = cfg.max_error_rate
+    if lo > cfg.max_error_rate:
+        return Check(
+            "errors",
+            "fail",
+            f"error rate {rate:.1%} ({failures}/{n}); even its 95% lower "
+            f"bound {lo:.1%} exceeds {cfg.max_error_rate:.1%}",
+            figs,
+        )
+    if n < cfg.min_requests:
+        return Check("errors", "insufficient", f"{n}/{cfg.min_requests} canary requests in this step", figs)
+    if rate > cfg.max_error_rate:
+        return Check(
+            "errors", "fail", f"error rate {rate:.1%} ({failures}/{n}) > {cfg.max_error_rate:.1%}", figs
+        )
+    return Check("errors", "pass", f"error rate {rate:.2%} ({failures}/{n})", figs)
+
+
+def two_proportion_greater(x1: int, n1: int, x2: int, n2: int) -> float:
+    """One-sided p-value that proportion 1 exceeds proportion 2 (pooled z-test)."""
+    from scipy.stats import norm
+
+    if n1 == 0 or n2 == 0:
+        return 1.0
+    pooled = (x1 + x2) / (n1 + n2)
+    if pooled in (0.0, 1.0):
+        return 1.0
+    z = (x1 / n1 - x2 / n2) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    return float(norm.sf(z))
+
+
+def check_latency(canary_step: pd.DataFrame, champion: pd.DataFrame, cfg: CanaryConfig) -> Check:
+    """p99 vs the SLO; a breach the champion shares (an overloaded host) is only a warning."""
+    lat = per_request(canary_step)["latency_ms"].to_numpy(dtype=float)
+    champ = per_request(champion)["latency_ms"].to_numpy(dtype=float)
+    n, m = lat.size, champ.size
+    slo = cfg.latency_p99_slo_ms
+    p50 = float(np.percentile(lat, 50)) if n else None
+    p99 = float(np.percentile(lat, 99)) if n else None
+    over, champ_over = int((lat > slo).sum()), int((champ > slo).sum())
+    pvalue = two_proportion_greater(over, n, champ_over, m) if m >= 20 else 0.0
+    figs = {
+        "requests": n,
+        "p50_ms": _r(p50, 2),
+        "p99_ms": _r(p99, 2),
+        "slo_p99_ms": slo,
+        "over_slo_share": _r(over / n) if n else None,
+        "champion_requests": m,
+        "champion_p99_ms": _r(float(np.percentile(champ, 99)), 2) if m else None,
+        "champion_over_slo_share": _r(champ_over / m) if m else None,
+        "canary_slower_pvalue": _r(pvalue, 6),
+        "alpha": cfg.latency_alpha,
+    }
+    # "Slower than the champion" = a larger share of its requests breaks the SLO, significantly.
+    canary_to_blame = pvalue < cfg.latency_alpha
+    if n >= 20 and p50 is not None and p50 > slo and canary_to_blame:
+        return Check(
+            "latency", "fail", f"median latency {p50:.1f} ms already exceeds the p99 SLO {slo:.0f} ms", figs
+        )
+    if n < cfg.latency_min_samples:
+        return Check(
+            "latency", "insufficient", f"{n}/{cfg.latency_min_samples} canary requests for a p99", figs
+        )
+    assert p99 is not None
+    if p99 > slo and not canary_to_blame:
+        return Check(
+            "latency",
+            "warn",
+            f"p99 {p99:.1f} ms > SLO {slo:.0f} ms, but the champion breaks the SLO as often "
+            f"(p={pvalue:.2g}): host-wide, not the canary",
+            figs,
+        )
+    if p99 > slo:
+        return Check(
+            "latency",
+            "fail",
+            f"p99 latency {p99:.1f} ms > SLO {slo:.0f} ms; {over}/{n} canary requests over the SLO vs "
+            f"{champ_over}/{m} of the champion's (p={pvalue:.2g})",
+            figs,
+        )
+    return Check("latency", "pass", f"p99 latency {p99:.1f} ms <= SLO {slo:.0f} ms", figs)
+
+
+def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
+    """Population stability index on the reference's deciles (reported with the KS test)."""
+    edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)))
+    if edges.size < 3:
+        return 0.0
+    edges[0], edges[-1] = -np.inf, np.inf
+    e = np.histogram(expected, edges)[0] / expected.size
+    a = np.histogram(actual, edges)[0] / actual.size
+    e, a = np.clip(e, 1e-6, None), np.clip(a, 1e-6, None)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def check_shift(canary_preds: np.ndarray, champion_preds: np.ndarray, cfg: CanaryConfig) -> Check:
+    from scipy.stats import ks_2samp
+
+    n_c, n_r = canary_preds.size, champion_preds.size
+    figs: dict[str, Any] = {"canary_rows": n_c, "champion_rows": n_r}
+    if n_c < MIN_SHIFT_ROWS or n_r < MIN_SHIFT_ROWS:
+        return Check(
+            "shift", "insufficient", f"{n_c} canary / {n_r} champion predictions (< {MIN_SHIFT_ROWS})", figs
+        )
+    res = ks_2samp(canary_preds, champion_preds)
+    d, p = float(res.statistic), float(res.pvalue)
+    figs.update(
+        ks_statistic=_r(d),
+        ks_pvalue=_r(p, 6),
+        psi=_r(psi(champion_preds, canary_preds)),
+        canary_mean=_r(float(canary_preds.mean())),
+        champion_mean=_r(float(champion_preds.mean())),
+        max_statistic=cfg.shift_max_statistic,
+        alpha=cfg.shift_alpha,
+    )
+    if p < cfg.shift_alpha and d > cfg.shift_max_statistic:
+        return Check(
+            "shift",
+            "fail",
+            f"predictions shifted: KS D={d:.3f} > {cfg.shift_max_statistic} (p={p:.2g})",
+            figs,
+        )
+    return Check("shift", "pass", f"no material shift: KS D={d:.3f} (p={p:.2g})", figs)
+
+
+def auc_with_variance(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
+    """ROC AUC and its DeLong variance (NaN, NaN when one class is missing).
+
+    DeLong's structural components from mid-ranks: O(n log n), exact for ties,
+    and no resampling (a step is re-analysed often; the verdict must not jitter).
+    """
+    from scipy.stats import rankdata
+
+    pos = y == 1
+    x_pos, x_neg = s[pos], s[~pos]
+    m, n = x_pos.size, x_neg.size
+    if m == 0 or n == 0:
+        return float("nan"), float("nan")
+    all_ranks = rankdata(np.concatenate([x_pos, x_neg]))
+    v10 = (all_ranks[:m] - rankdata(x_pos)) / n  # P(score_pos_i > a negative)
+    v01 = 1.0 - (all_ranks[m:] - rankdata(x_neg)) / m  # P(a positive > score_neg_j)
+    auc = float(v10.mean())
+    var = (v10.var(ddof=1) / m if m > 1 else 0.0) + (v01.var(ddof=1) / n if n > 1 else 0.0)
+    return auc, float(var)
+
+
+def check_quality(
+    canary_lab: pd.DataFrame, champion_lab: pd.DataFrame, cfg: CanaryConfig, task: str
+) -> Check:
+    n_c, n_r = len(canary_lab), len(champion_lab)
+    figs: dict[str, Any] = {
+        "canary_labelled": n_c,
+        "champion_labelled": n_r,
+        "min_labels": cfg.quality_min_labels,
+    }
+    required = cfg.quality_required
+    if n_c < cfg.quality_min_labels or n_r < cfg.quality_min_labels:
+        return Check(
+            "quality",
+            "insufficient",
+            f"{n_c} canary / {n_r} champion labelled predictions (< {cfg.quality_min_labels})",
+            figs,
+            required,
+        )
+    yc, sc = canary_lab["label"].to_numpy(float), canary_lab["prediction"].to_numpy(float)
+    yr, sr = champion_lab["label"].to_numpy(float), champion_lab["prediction"].to_numpy(float)
+    if task == "classification":
+        metric, higher_better = "roc_auc", True
+        base_c, var_c = auc_with_variance(yc, sc)
+        base_r, var_r = auc_with_variance(yr, sr)
+        if math.isnan(base_c) or math.isnan(base_r):
+            return Check("quality", "insufficient", "a variant's labels hold a single class", figs, required)
+    else:
+        metric, higher_better = "mae", False
+        ec, er = np.abs(yc - sc), np.abs(yr - sr)
+        base_c, var_c = float(ec.mean()), float(ec.var(ddof=1) / ec.size)
+        base_r, var_r = float(er.mean()), float(er.var(ddof=1) / er.size)
+    from scipy.stats import norm
+
+    alpha = cfg.quality_alpha
+    # Independent samples (each variant scored its own callers): the variances add.
+    half = float(norm.ppf(1 - alpha / 2)) * math.sqrt(var_c + var_r)
+    lo, hi = base_c - base_r - half, base_c - base_r + half
+    diff = base_c - base_r
+    figs.update(
+        metric=metric,
+        canary=_r(base_c),
+        champion=_r(base_r),
+        diff=_r(diff),
+        ci_low=_r(lo),
+        ci_high=_r(hi),
+        confidence=1 - alpha,
+        max_drop=cfg.quality_max_drop,
+    )
+    if task == "classification":
+        from sklearn.metrics import brier_score_loss
+
+        figs["canary_brier"] = _r(float(brier_score_loss(yc, np.clip(sc, 0, 1))))
+        figs["champion_brier"] = _r(float(brier_score_loss(yr, np.clip(sr, 0, 1))))
+        worse_sig = hi < 0
+        worse_big = diff < -cfg.quality_max_drop
+        figs["rules_out_shift_margin"] = bool(lo >= -cfg.shift_quality_margin)
+    else:
+        rel = diff / base_r if base_r > 0 else 0.0
+        figs["relative_mae_increase"] = _r(rel)
+        worse_sig = lo > 0
+        worse_big = rel > cfg.quality_max_drop
+        figs["rules_out_shift_margin"] = bool(base_r > 0 and hi / base_r <= cfg.shift_quality_margin)
+    verb = "higher is better" if higher_better else "lower is better"
+    if worse_big and not worse_sig:
+        # Worse beyond tolerance but not significantly yet: suspect, so the step holds for more
+        # labels (whatever quality_required says) instead of passing on weak evidence.
+        return Check(
+            "quality",
+            "insufficient",
+            f"canary {metric} {base_c:.3f} vs champion {base_r:.3f} ({verb}): worse than the tolerance "
+            f"but not significant yet (CI [{lo:.3f}, {hi:.3f}]); holding for more labels",
+            figs,
+            True,
+        )
+    if worse_sig and worse_big:
+        return Check(
+            "quality",
+            "fail",
+            f"canary {metric} {base_c:.3f} vs champion {base_r:.3f} "
+            f"({verb}); {1 - alpha:.0%} CI of the difference [{lo:.3f}, {hi:.3f}] excludes 0",
+            figs,
+            required,
+        )
+    return Check(
+        "quality",
+        "pass",
+        f"canary {metric} {base_c:.3f} vs champion {base_r:.3f}; not significantly "
+        f"worse (CI [{lo:.3f}, {hi:.3f}])",
+        figs,
+        required,
+    )
+
+
+def analyse(
+    *,
+    canary_step: pd.DataFrame,
+    champion_step: pd.DataFrame,
+    canary_release: pd.DataFrame,
+    champion_reference: pd.DataFrame,
+    canary_labelled: pd.DataFrame,
+    champion_labelled: pd.DataFrame,
+    cfg: CanaryConfig,
+    task: str,
+) -> Analysis:
+    """Judge one step. ``*_step``: this step's rows; ``*_release``/``reference``: since the release began."""
+    ok_c = canary_release[canary_release["error"].isna()]["prediction"].dropna().to_numpy(float)
+    ok_r = champion_reference[champion_reference["error"].isna()]["prediction"].dropna().to_numpy(float)
+    champion_latency = champion_step if champion_step["request_id"].nunique() >= 20 else champion_reference
+    checks = [
+        check_errors(canary_step, cfg),
+        check_latency(canary_step, champion_latency, cfg),
+        check_shift(ok_c, ok_r, cfg),
+        check_quality(canary_labelled, champion_labelled, cfg, task),
+    ]
+    quality = checks[3]
+    shift = checks[2]
+    if shift.status == "fail" and quality.status != "fail":
+        # A retrained model may legitimately move predictions (e.g. a new base rate); only labels
+        # can tell better from broken, and only with a CI tight enough to rule out a real loss.
+        if quality.status == "pass" and quality.figures.get("rules_out_shift_margin"):
+            shift.status = "warn"
+            shift.reason += (
+                f"; accepted: labelled quality is within {cfg.shift_quality_margin} of the champion's"
+            )
+        else:
+            shift.status = "insufficient"
+            shift.reason += (
+                f"; holding until labelled quality rules out a loss over {cfg.shift_quality_margin} "
+                "(CI bound)"
+            )
+    failed = [c for c in checks if c.status == "fail"]
+    if failed:
+        return Analysis("failed", "; ".join(f"{c.name}: {c.reason}" for c in failed), checks)
+    waiting = [c for c in checks if c.status == "insufficient" and c.required]
+    if waiting:
+        return Analysis("inconclusive", "; ".join(f"{c.name}: {c.reason}" for c in waiting), checks)
+    return Analysis("success", "; ".join(f"{c.name}: {c.reason}" for c in checks), checks)

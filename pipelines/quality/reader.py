@@ -1,0 +1,179 @@
+"""Turn a landed CSV into a table GX can validate, or say precisely why it cannot.
+
+GX validates DataFrames; a file that cannot become one (empty, not UTF-8, garbled,
+rows cut short) never reaches it. Those problems are reported here as named
+critical checks (``structure:<check>``) with line numbers, never as a traceback.
+Everything GX *can* see (missing or extra columns, wrong types, nulls...) is left
+to the suite, so the rules stay in one place.
+
+Columns are read with the types the contract implies: the id, the event time and
+categorical columns as text (so a code like ``"01"`` is never turned into ``1``),
+numeric columns as pandas infers them (so a stray word turns the column to text
+and the suite's type rule names it). The event time is parsed here (ISO 8601, to
+UTC); values that do not parse become null and are caught by the suite's
+not-null rule, while their raw text is kept for the report.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.config import DatasetContract
+from pipelines.quality.results import STRUCTURAL, Failure
+
+_MAX_LINES_QUOTED = 5
+
+
+@dataclass
+class ReadResult:
+    """The parsed table (None when the file is structurally broken) and structural failures."""
+
+    frame: pd.DataFrame | None
+    raw: pd.DataFrame | None  # same rows, every value as read (event time not parsed)
+    records: int  # data records found by the CSV reader (header excluded)
+    failures: list[Failure] = field(default_factory=list)
+
+
+def _structural(check: str, message: str, why: str) -> Failure:
+    return Failure(
+        expectation=f"{STRUCTURAL}:{check}",
+        type=f"{STRUCTURAL}:{check}",
+        severity="critical",
+        message=message,
+        why=why,
+    )
+
+
+def _line_of_offset(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def read_landed(path: Path, contract: DatasetContract) -> ReadResult:
+    """Read a landed batch file; structural problems are returned as failures, never raised."""
+    if not path.is_file():
+        return ReadResult(
+            None,
+            None,
+            0,
+            [
+                _structural(
+                    "file_exists",
+                    f"landed file {path} does not exist",
+                    "the manifest points at a missing file",
+                )
+            ],
+        )
+    data = path.read_bytes()
+    if not data.strip():
+        return ReadResult(
+            None,
+            None,
+            0,
+            [
+                _structural(
+                    "file_not_empty",
+                    f"landed file {path.name} is empty ({len(data)} bytes)",
+                    "an empty file is a failed extract, not a month without data",
+                )
+            ],
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = _line_of_offset(data, exc.start)
+        bad = data[exc.start : exc.start + 8]
+        return ReadResult(
+            None,
+            None,
+            0,
+            [
+                _structural(
+                    "file_is_utf8",
+                    f"byte {exc.start} (line {line}) is not UTF-8: {bad!r} ({exc.reason})",
+                    "batches are UTF-8; other encodings silently corrupt categorical values",
+                )
+            ],
+        )
+    text = text.removeprefix("\ufeff")
+
+    # Field counts per record, with the same quoting rules pandas uses: a row cut short
+    # (truncated transfer) or split differently (garbled delimiters) is a broken file, which
+    # pandas would otherwise pad with nulls or reject with a one-line parser error.
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        return ReadResult(
+            None,
+            None,
+            0,
+            [
+                _structural(
+                    "csv_parseable", f"CSV cannot be tokenised: {exc}", "the file is not well-formed CSV"
+                )
+            ],
+        )
+    while rows and not any(cell.strip() for cell in rows[-1]):
+        rows.pop()  # trailing blank lines
+    header, body = rows[0], rows[1:]
+    width = len(header)
+    bad_lines = [i + 2 for i, r in enumerate(body) if len(r) != width]
+    if bad_lines:
+        quoted = ", ".join(f"line {n}: {len(body[n - 2])} fields" for n in bad_lines[:_MAX_LINES_QUOTED])
+        return ReadResult(
+            None,
+            None,
+            len(body),
+            [
+                _structural(
+                    "csv_rows_match_header",
+                    f"{len(bad_lines)} of {len(body)} records do not have the header's {width} fields "
+                    f"({quoted})",
+                    "short or long rows mean a truncated or garbled file; padding them with nulls hides it",
+                )
+            ],
+        )
+
+    text_columns = [contract.id.column, contract.event_time, *contract.features.categorical]
+    try:
+        raw = pd.read_csv(
+            io.StringIO(text),
+            dtype={c: str for c in text_columns if c in header},
+            skip_blank_lines=True,
+            low_memory=False,
+        )
+    except (pd.errors.ParserError, ValueError) as exc:
+        return ReadResult(
+            None,
+            None,
+            len(body),
+            [
+                _structural(
+                    "csv_parseable", f"pandas cannot parse the CSV: {exc}", "the file is not well-formed CSV"
+                )
+            ],
+        )
+    if len(raw) != len(body):
+        return ReadResult(
+            None,
+            None,
+            len(body),
+            [
+                _structural(
+                    "csv_parseable",
+                    f"pandas read {len(raw)} records where the CSV tokenizer found {len(body)}",
+                    "embedded blank lines or quoting make the record count ambiguous",
+                )
+            ],
+        )
+
+    frame = raw.copy()
+    if contract.event_time in frame.columns:
+        frame[contract.event_time] = pd.to_datetime(
+            frame[contract.event_time], utc=True, errors="coerce", format="ISO8601"
+        )
+    return ReadResult(frame=frame, raw=raw, records=len(body))

@@ -1,0 +1,105 @@
+"""``mlops serving <command>``: run, start/stop, inspect the gateway; replay traffic; release; roll back.
+
+serve      [--host H] [--port P] [--model-version V]   run the gateway in the foreground
+start                                                  start the embedded gateway if needed (prints URL)
+stop                                                   stop the embedded gateway
+status                                                 served versions, weight, health
+traffic    [--batch B] [--requests N] [--rate R] [--concurrency C] [--rows-per-request K]
+release    [--version V|@challenger] [--steps 10,50,100]   whole canary release, in-process
+rollback   [--reason TEXT] [--to VERSION]              abort the canary, or back to the last good champion
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from pipelines.config import load_settings
+
+
+def _print(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mlops serving", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("serve", help="run the gateway in the foreground")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--model-version")
+    sub.add_parser("start", help="start the embedded gateway unless one is healthy")
+    sub.add_parser("stop", help="stop the embedded gateway")
+    sub.add_parser("status", help="served versions, canary weight, health")
+    p = sub.add_parser("traffic", help="replay a validated batch as requests (labels fed back)")
+    p.add_argument("--batch", help="batch id (default: newest published)")
+    p.add_argument("--requests", type=int, default=500)
+    p.add_argument("--rate", type=float)
+    p.add_argument("--concurrency", type=int)
+    p.add_argument("--rows-per-request", type=int, default=1)
+    p.add_argument("--label-delay-s", type=float)
+    p = sub.add_parser("release", help="run a whole canary release in-process (what the DAG runs)")
+    p.add_argument("--version", default="@challenger")
+    p.add_argument("--steps", help="comma-separated percentages, e.g. 10,50,100")
+    p = sub.add_parser("rollback", help="abort the canary, or return to the last good champion")
+    p.add_argument("--reason", default="manual rollback (mlops serving rollback)")
+    p.add_argument("--to", dest="to_version", help="roll back to this version instead")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+
+    if args.cmd == "serve":
+        from pipelines.serving.server import serve
+
+        serve(
+            settings,
+            args.host or settings.serving.host,
+            args.port or settings.serving.port,
+            args.model_version,
+        )
+        return 0
+    if args.cmd == "start":
+        from pipelines.serving.launcher import ensure_gateway
+
+        print(ensure_gateway(settings))
+        return 0
+    if args.cmd == "stop":
+        from pipelines.serving.launcher import stop_gateway
+
+        print("stopped" if stop_gateway(settings) else "no embedded gateway running")
+        return 0
+    if args.cmd == "status":
+        from pipelines.serving.client import GatewayClient
+        from pipelines.serving.launcher import gateway_url
+
+        with GatewayClient(gateway_url(settings)) as gw:
+            if not gw.ping():
+                print(f"no gateway answers at {gw.base_url}")
+                return 1
+            code, health = gw.health()
+            _print({"health": health, "version": gw.version()})
+            return 0 if code == 200 else 1
+    if args.cmd == "traffic":
+        from pipelines.serving.traffic import send_traffic
+
+        _print(
+            send_traffic(
+                settings,
+                args.batch,
+                args.requests,
+                args.rate,
+                args.concurrency,
+                rows_per_request=args.rows_per_request,
+                label_delay_s=args.label_delay_s,
+            )
+        )
+        return 0
+    from pipelines.canary.release import rollback_release, run_release
+
+    if args.cmd == "rollback":
+        _print(rollback_release(settings, reason=args.reason, to_version=args.to_version))
+        return 0
+    steps = [int(s) for s in args.steps.split(",")] if args.steps else None
+    result = run_release(settings, version=args.version, steps=steps)
+    _print(result)
+    return 3 if result["outcome"] == "rejected" else 0

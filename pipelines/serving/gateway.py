@@ -1,0 +1,465 @@
+"""The gateway's core: routing between champion and canary, scoring, admin operations.
+
+Kept free of FastAPI so the decisions (which variant answers, what happens when
+the canary fails, what a promotion or rollback changes) are plain Python; the
+HTTP layer (:mod:`pipelines.serving.app`) only translates requests and responses.
+
+Invariants:
+
+* A request the champion can answer never fails because of the canary: a canary
+  that raises, or that cannot read an input the champion reads, is counted as a
+  canary error, logged with its error, and the champion answers.
+* The serving decision reads one immutable :class:`Snapshot` (swapped atomically
+  by admin operations), so a request never sees half a change.
+* Every change of what is served is persisted (routing state file) before it is
+  acknowledged, and recorded in the state's history, refused attempts included.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pipelines.config import Settings
+from pipelines.observability import get_logger
+from pipelines.serving.inputs import BadInputError, Table, Validated, parse_body, validate
+from pipelines.serving.metrics import GatewayMetrics
+from pipelines.serving.models import ModelLoadError, ServedModel, load_served_model, resolve_alias
+from pipelines.serving.prediction_log import LoggedRequest, PredictionLogWriter, log_url, utc_now_iso
+from pipelines.serving.routing import RoutingState, RoutingStore, goes_to_canary, now_iso
+
+log = get_logger(__name__)
+SERVICE = "mlops-gateway"
+
+
+class UnavailableError(Exception):
+    """The gateway cannot answer now (no champion loaded); HTTP 503."""
+
+
+class AdminError(Exception):
+    """An admin operation refused; ``status_code`` is 409 (conflict) or 422 (cannot load)."""
+
+    def __init__(self, message: str, status_code: int = 409) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    champion: ServedModel | None
+    canary: ServedModel | None
+    weight: float
+
+
+@dataclass
+class ScoreResult:
+    request_id: str
+    variant: str
+    model_version: str
+    predictions: list[float]
+    canary_error: str | None = None
+
+
+class Gateway:
+    """One serving instance: champion (+ optional canary), prediction log, metrics."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        ephemeral_version: str | None = None,
+        log_predictions: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.ephemeral = ephemeral_version is not None
+        self._ephemeral_version = ephemeral_version
+        self.metrics = GatewayMetrics(settings.serving.prediction_buckets)
+        self.store = None if self.ephemeral else RoutingStore(settings.paths.serving / "routing.json")
+        self.state = RoutingState(model_name=settings.mlflow.registered_model)
+        self.snapshot = Snapshot(None, None, 0.0)
+        self.started_at = now_iso()
+        self.load_error: str | None = None
+        self._lock = threading.RLock()
+        self._models: dict[str, ServedModel] = {}
+        self._id_col = settings.dataset.id.column
+        self._time_col = settings.dataset.event_time
+        self._passthrough = {self._id_col, self._time_col}
+        self._retry_stop = threading.Event()
+        self.writer: PredictionLogWriter | None = None
+        if log_predictions and not self.ephemeral:
+            self.writer = PredictionLogWriter(
+                log_url(settings), settings.serving.log_flush_ms, on_flushed=self._observe_predictions
+            )
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Load what the state (or the registry alias) says to serve; never raises."""
+        if self.ephemeral:
+            assert self._ephemeral_version is not None
+            try:
+                model = load_served_model(self.settings, self._ephemeral_version)
+            except ModelLoadError as exc:
+                self.load_error = str(exc)
+                log.error("candidate failed to load", version=self._ephemeral_version, error=str(exc))
+                return
+            self._models[model.version] = model
+            self.state.champion_version = model.version
+            self._publish()
+            return
+        assert self.store is not None
+        self.state = self.store.load(self.settings.mlflow.registered_model)
+        if not self._load_champion():
+            threading.Thread(target=self._retry_champion, name="champion-retry", daemon=True).start()
+        if self.state.canary_version is not None:
+            try:
+                canary = self._model(self.state.canary_version)
+            except ModelLoadError as exc:
+                # Fail safe: a canary that cannot be loaded after a restart is dropped.
+                version = self.state.canary_version
+                self.state.canary_version, self.state.canary_weight = None, 0.0
+                self.state.record("canary_dropped_at_start", ok=False, version=version, error=str(exc))
+                self.store.save(self.state)
+                log.error("canary dropped at start: failed to load", version=version, error=str(exc))
+            else:
+                self._models[canary.version] = canary
+        self._publish()
+
+    def _load_champion(self) -> bool:
+        version = self.state.champion_version
+        try:
+            if version is None:
+                version = resolve_alias(self.settings, "champion")
+                if version is None:
+                    self.load_error = None
+                    log.warning("no champion yet: the gateway answers 503 until one is set")
+                    return True
+            model = self._model(version)
+        except Exception as exc:
+            self.load_error = f"champion version {version} failed to load: {exc}"
+            log.error("champion failed to load", version=version, error=str(exc))
+            return False
+        with self._lock:
+            if self.state.champion_version is None:
+                self.state.champion_version = model.version
+                self.state.record("set_champion", source="registry alias @champion at start")
+                assert self.store is not None
+                self.store.save(self.state)
+            self._models[model.version] = model
+            self.load_error = None
+            self._publish()
+        return True
+
+    def _retry_champion(self) -> None:
+        delay = 5.0
+        while not self._retry_stop.wait(delay):
+            if self.snapshot.champion is not None or self._load_champion():
+                return
+            delay = min(delay * 2, 60.0)
+
+    def stop(self) -> None:
+        self._retry_stop.set()
+        if self.writer is not None:
+            self.writer.close()
+
+    def _model(self, version: str) -> ServedModel:
+        cached = self._models.get(str(version))
+        return cached if cached is not None else load_served_model(self.settings, version)
+
+    def _publish(self) -> None:
+        """Swap in the snapshot matching the state; drop models no longer referenced."""
+        st = self.state
+        champion = self._models.get(st.champion_version) if st.champion_version else None
+        canary = self._models.get(st.canary_version) if st.canary_version else None
+        self.snapshot = Snapshot(champion, canary, st.canary_weight if canary else 0.0)
+        keep = {v for v in (st.champion_version, st.canary_version) if v}
+        for v in list(self._models):
+            if v not in keep:
+                del self._models[v]
+        self.metrics.set_served(
+            st.champion_version if champion else None, st.canary_version, st.canary_weight
+        )
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, body: bytes, key: str | None, request_id: str | None, t0: float) -> ScoreResult:
+        """Answer one scoring request (runs on a worker thread)."""
+        snap = self.snapshot
+        champion = snap.champion
+        if champion is None:
+            raise UnavailableError(
+                self.load_error or "no champion model is set yet (bootstrap a release first)"
+            )
+        table = parse_body(body, self.settings.serving.max_rows, champion.column_names)
+        rid = request_id or uuid.uuid4().hex
+        ids = table.column(self._id_col)
+        times = table.column(self._time_col)
+        if key is None and ids:
+            key = str(ids[0])
+        canary_error = None
+        canary = snap.canary
+        if canary is not None and goes_to_canary(snap.weight, key, salt=canary.version):
+            outcome = self._try_canary(canary, champion, table, rid, ids, times, t0)
+            if isinstance(outcome, ScoreResult):
+                return outcome
+            canary_error = outcome
+        validated = self._validate(champion, table)
+        try:
+            preds = champion.predict(validated.frame)
+        except Exception as exc:
+            self.metrics.errors.labels("champion", "exception").inc()
+            self._log(
+                champion,
+                "champion",
+                table,
+                validated,
+                rid,
+                None,
+                t0,
+                ids,
+                times,
+                f"{type(exc).__name__}: {exc}",
+            )
+            raise
+        self._log(champion, "champion", table, validated, rid, preds, t0, ids, times, None)
+        return ScoreResult(rid, "champion", champion.version, preds.tolist(), canary_error)
+
+    def _validate(self, model: ServedModel, table: Table) -> Validated:
+        return validate(
+            table,
+            model.columns,
+            passthrough=self._passthrough,
+            allow_extra=self.settings.serving.allow_extra_columns,
+        )
+
+    def _try_canary(
+        self,
+        canary: ServedModel,
+        champion: ServedModel,
+        table: Table,
+        rid: str,
+        ids: list[Any] | None,
+        times: list[Any] | None,
+        t0: float,
+    ) -> ScoreResult | str:
+        """The canary's answer, or the error text when the champion must answer instead."""
+        validated: Validated | None = None
+        try:
+            validated = self._validate(canary, table)
+        except BadInputError as exc:
+            self._validate(champion, table)  # bad for both: the caller's error (re-raises)
+            error = f"canary cannot read this input: {exc.message}"
+            kind = "input"
+        else:
+            try:
+                preds = canary.predict(validated.frame)
+                if len(preds) != table.n_rows:
+                    raise ValueError(f"canary returned {len(preds)} predictions for {table.n_rows} rows")
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"[:500]
+                kind = "exception"
+            else:
+                self._log(canary, "canary", table, validated, rid, preds, t0, ids, times, None)
+                return ScoreResult(rid, "canary", canary.version, preds.tolist())
+        self.metrics.errors.labels("canary", kind).inc()
+        self.metrics.fallbacks.inc()
+        self._log(canary, "canary", table, validated, rid, None, t0, ids, times, error)
+        return error
+
+    def _log(
+        self,
+        model: ServedModel,
+        variant: str,
+        table: Table,
+        validated: Validated | None,
+        rid: str,
+        preds: Any,
+        t0: float,
+        ids: list[Any] | None,
+        times: list[Any] | None,
+        error: str | None,
+    ) -> None:
+        elapsed = time.perf_counter() - t0
+        if error is None:
+            self.metrics.requests.labels(variant, model.version).inc()
+            self.metrics.rows.labels(variant, model.version).inc(table.n_rows)
+        self.metrics.latency.labels(variant).observe(elapsed)
+        if self.writer is None:
+            return
+        if validated is not None:
+            columns, values = validated.columns, validated.arrays
+        else:
+            columns, values = table.columns, table.values
+        self.writer.submit(
+            LoggedRequest(
+                request_id=rid,
+                ts=utc_now_iso(),
+                variant=variant,
+                model_version=model.version,
+                columns=columns,
+                values=values,
+                n_rows=table.n_rows,
+                predictions=preds,
+                latency_ms=elapsed * 1000.0,
+                error=error,
+                entity_ids=ids,
+                event_times=times,
+            )
+        )
+
+    def _observe_predictions(self, items: list[LoggedRequest]) -> None:
+        hist = self.metrics.predictions
+        for it in items:
+            if it.predictions is None:
+                continue
+            child = hist.labels(it.variant)
+            for p in it.predictions:
+                child.observe(float(p))
+        if self.writer is not None:
+            self.metrics.log_rows.set(self.writer.stats.rows_written)
+            self.metrics.log_failures.set(self.writer.stats.failures)
+
+    # ------------------------------------------------------------------ views
+    def version_info(self) -> dict[str, Any]:
+        snap = self.snapshot
+        return {
+            "service": SERVICE,
+            "model_name": self.settings.mlflow.registered_model,
+            "champion": snap.champion.describe() if snap.champion else None,
+            "canary": snap.canary.describe() if snap.canary else None,
+            "canary_weight": snap.weight,
+            "updated_at": self.state.updated_at,
+            "instance": {
+                "ephemeral": self.ephemeral,
+                "pid": os.getpid(),
+                "started_at": self.started_at,
+                "state_file": str(self.store.path) if self.store else None,
+                "prediction_log": self.writer.url if self.writer else None,
+            },
+        }
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        snap = self.snapshot
+        if snap.champion is not None:
+            status, code = "ok", 200
+        elif self.load_error:
+            status, code = "error", 503
+        else:
+            status, code = "no_champion", 200
+        body: dict[str, Any] = {
+            "status": status,
+            "champion": snap.champion.version if snap.champion else None,
+            "canary": snap.canary.version if snap.canary else None,
+            "canary_weight": snap.weight,
+            "error": self.load_error,
+        }
+        if self.writer is not None:
+            st = self.writer.stats
+            body["prediction_log"] = {
+                "rows_written": st.rows_written,
+                "flush_failures": st.failures,
+                "last_error": st.last_error,
+                "rows_dropped": st.rows_dropped,
+            }
+        return code, body
+
+    # ------------------------------------------------------------------ admin
+    def _save(self) -> None:
+        if self.store is not None:
+            self.store.save(self.state)
+        self._publish()
+
+    def _refuse(self, action: str, message: str, status: int, **details: Any) -> AdminError:
+        self.state.record(action, ok=False, error=message, **details)
+        if self.store is not None:
+            self.store.save(self.state)
+        log.warning("admin operation refused", action=action, error=message, **details)
+        return AdminError(message, status)
+
+    def set_canary(self, version: str, weight: float, reason: str = "") -> dict[str, Any]:
+        version = str(version)
+        with self._lock:
+            if version == self.state.champion_version:
+                raise self._refuse(
+                    "set_canary", f"version {version} is already the champion", 409, version=version
+                )
+            try:
+                model = self._model(version)
+            except ModelLoadError as exc:
+                raise self._refuse("set_canary", str(exc), 422, version=version, reason=reason) from exc
+            champion = self.snapshot.champion
+            if champion is not None and {c.name for c in model.columns} - set(champion.column_names):
+                extra = sorted({c.name for c in model.columns} - set(champion.column_names))
+                log.warning("canary needs columns the champion does not take", columns=extra)
+            self._models[version] = model
+            self.state.canary_version, self.state.canary_weight = version, float(weight)
+            self.state.record("set_canary", version=version, reason=reason, warmup_error=model.warmup_error)
+            self._save()
+            return self.version_info()
+
+    def set_weight(self, weight: float, reason: str = "") -> dict[str, Any]:
+        with self._lock:
+            if self.state.canary_version is None:
+                raise self._refuse("set_weight", "no canary is set", 409, weight=weight)
+            self.state.canary_weight = float(weight)
+            self.state.record("set_weight", reason=reason)
+            self._save()
+            return self.version_info()
+
+    def promote(self, version: str | None, reason: str = "", **details: Any) -> dict[str, Any]:
+        with self._lock:
+            canary = self.state.canary_version
+            if canary is None:
+                raise self._refuse("promote", "no canary to promote", 409, version=version)
+            if version is not None and str(version) != canary:
+                raise self._refuse(
+                    "promote", f"canary is version {canary}, not {version}", 409, version=version
+                )
+            previous = self.state.champion_version
+            self.state.champion_version = canary
+            self.state.canary_version, self.state.canary_weight = None, 0.0
+            self.state.record("promote", previous_champion=previous, reason=reason, **details)
+            self._save()
+            return self.version_info()
+
+    def set_champion(self, version: str, reason: str = "", action: str = "set_champion") -> dict[str, Any]:
+        version = str(version)
+        with self._lock:
+            try:
+                model = self._model(version)
+            except ModelLoadError as exc:
+                raise self._refuse(action, str(exc), 422, version=version, reason=reason) from exc
+            previous = self.state.champion_version
+            self._models[version] = model
+            self.state.champion_version = version
+            if self.state.canary_version == version:
+                self.state.canary_version, self.state.canary_weight = None, 0.0
+            self.state.record(action, previous_champion=previous, reason=reason)
+            self.load_error = None
+            self._save()
+            return self.version_info()
+
+    def rollback(self, reason: str = "", to_version: str | None = None) -> dict[str, Any]:
+        """Abort the canary if one is set; otherwise go back to the previous champion."""
+        with self._lock:
+            if self.state.canary_version is not None:
+                aborted = self.state.canary_version
+                self.state.canary_version, self.state.canary_weight = None, 0.0
+                self.state.record("rollback_canary", aborted=aborted, reason=reason)
+                self._save()
+                info = self.version_info()
+                info["rolled_back"] = {"kind": "canary", "aborted": aborted}
+                return info
+            target = to_version or self.state.previous_champion()
+            if target is None:
+                raise self._refuse("rollback", "no canary and no previous champion to roll back to", 409)
+            current = self.state.champion_version
+            info = self.set_champion(target, reason=reason, action="rollback_champion")
+            info["rolled_back"] = {"kind": "champion", "from": current, "to": target}
+            return info
+
+    def flush_log(self, timeout: float = 10.0) -> bool:
+        return True if self.writer is None else self.writer.flush(timeout)

@@ -1,0 +1,158 @@
+"""Which published batches a candidate is trained on, and which one judges it.
+
+Policy: the **holdout is the newest published batch not used in training**, and
+the training window is the N published batches before it (``training.window_batches``).
+Both candidate and champion are scored on that same holdout, so the comparison is
+fair and fresh (the champion has never seen it either, as long as it was trained
+on older batches). A window can also be given explicitly (a list of batch ids or
+a count), e.g. by the drift monitor or a person re-training on request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+
+from pipelines.config import Settings
+from pipelines.data.validated import list_published, published
+from pipelines.training.errors import WindowError
+
+WindowSpec = list[str] | int | str | None
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    """Batch ids only: this is what travels between tasks and into tags."""
+
+    train_batches: tuple[str, ...]
+    holdout_batch: str
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["train_batches"] = list(self.train_batches)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainingWindow:
+        return cls(tuple(d["train_batches"]), str(d["holdout_batch"]))
+
+    @property
+    def label(self) -> str:
+        """Compact form for tags and names: ``2013-01..2013-03->2013-04``."""
+        first, last = self.train_batches[0], self.train_batches[-1]
+        span = first if first == last else f"{first}..{last}"
+        return f"{span}->{self.holdout_batch}"
+
+
+def _normalise(window: WindowSpec) -> list[str] | int | None:
+    """Accept what Airflow params and CLIs hand over: a list, a count, '3', 'a,b' or ''."""
+    if window is None:
+        return None
+    if isinstance(window, bool):
+        raise WindowError(f"window must be batch ids or a count, got {window!r}")
+    if isinstance(window, int):
+        return window
+    if isinstance(window, str):
+        text = window.strip()
+        if not text:
+            return None
+        if text.isdigit():
+            return int(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return [str(b) for b in window]
+
+
+def resolve_window(
+    settings: Settings, window: WindowSpec = None, holdout: str | None = None
+) -> TrainingWindow:
+    """Turn a request (window ids or count, optional holdout) into concrete published batches.
+
+    Raises:
+        WindowError: naming the requested and the published batches, when the window
+            is empty or too small, a batch is not published, or the holdout would not
+            be newer than every training batch.
+    """
+    available = list_published(settings)
+    where = settings.paths.validated / settings.dataset.name
+    spec = _normalise(window)
+    holdout = holdout.strip() if holdout else None
+    if holdout is not None and holdout not in available:
+        raise WindowError(f"holdout batch {holdout!r} is not published (published: {available}, in {where})")
+
+    if isinstance(spec, list):
+        if not spec:
+            raise WindowError("the training window is empty (no batch ids given)")
+        unknown = [b for b in spec if b not in available]
+        if unknown:
+            raise WindowError(
+                f"training batches {unknown} are not published (published: {available}, in {where})"
+            )
+        train = sorted(set(spec))
+        if holdout is None:
+            newer = [b for b in available if b not in train]
+            if not newer:
+                raise WindowError(
+                    f"no published batch is left for the holdout: window {train} uses all of {available}"
+                )
+            holdout = newer[-1]
+    else:
+        count = settings.training.window_batches if spec is None else spec
+        if count < 1:
+            raise WindowError(f"window count must be >= 1, got {count}")
+        if holdout is None:
+            if not available:
+                raise WindowError(f"the training window is empty: no published batches in {where}")
+            holdout = available[-1]
+        before = [b for b in available if b < holdout]
+        if len(before) < count:
+            raise WindowError(
+                f"window too small: {count} training batches requested before holdout {holdout}, "
+                f"only {len(before)} published ({before}; published: {available}, in {where})"
+            )
+        train = before[-count:]
+
+    if holdout in train:
+        raise WindowError(f"holdout {holdout} is also a training batch {train}")
+    if holdout < max(train):
+        raise WindowError(
+            f"holdout {holdout} must be newer than every training batch (window {train}): "
+            "an older holdout would judge the model on the past it was not meant for"
+        )
+    return TrainingWindow(tuple(train), holdout)
+
+
+def load_window(settings: Settings, batch_ids: tuple[str, ...] | list[str]) -> pd.DataFrame:
+    """Rows of published batches, with a ``__batch_id`` column for per-batch counts."""
+    from pipelines.data.validated import load_batches
+
+    frames = []
+    for b in batch_ids:
+        df = load_batches(settings, [b])
+        frames.append(df.assign(__batch_id=b))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def data_fingerprint(df: pd.DataFrame, columns: list[str]) -> str:
+    """Content hash of the rows (order included) in the given columns.
+
+    Hashing values rather than files keeps the fingerprint stable if a batch is
+    re-published with identical rows in a different file encoding.
+    """
+    present = [c for c in columns if c in df.columns]
+    row_hashes = pd.util.hash_pandas_object(df[present], index=False).to_numpy()
+    h = hashlib.sha256()
+    h.update("|".join(present).encode())
+    h.update(row_hashes.tobytes())
+    return h.hexdigest()
+
+
+def batch_sources(settings: Settings, batch_ids: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """batch id -> sha256 of the landed file it was validated from (provenance tags)."""
+    out: dict[str, str] = {}
+    for b in batch_ids:
+        ref = published(settings, b)
+        out[b] = ref.source_sha256 if ref is not None else ""
+    return out

@@ -1,0 +1,126 @@
+"""Generate the ``.env`` file of the docker-compose stack: every secret random, none ever shipped.
+
+Why a generator and not a sample file with passwords: stacks that ship ``airflow/airflow`` logins and
+an empty Fernet key get deployed with them. Here the compose file refers to each secret as
+``${VAR:?...}``, so the stack refuses to start until this script (``make env``) has written them.
+
+An existing file is never overwritten: values already in it are kept as they are (rotating a
+database password would lock the services out of a volume initialised with the old one); only
+secrets missing from it are appended, which is how a template upgrade that adds a secret lands.
+
+Standard library only: it runs with any Python 3 before the virtualenv exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import re
+import secrets
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _password() -> str:
+    # URL-safe alphabet: the value is embedded in SQLAlchemy / Redis URLs and an ini file unquoted.
+    return secrets.token_urlsafe(24)
+
+
+def _long_secret() -> str:
+    return secrets.token_urlsafe(48)
+
+
+def _fernet_key() -> str:
+    # cryptography.fernet.Fernet.generate_key() without importing cryptography.
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+# name -> (generator, what it protects). The order is the order written to the file.
+SECRETS: dict[str, tuple[Callable[[], str], str]] = {
+    "POSTGRES_PASSWORD": (_password, "Postgres superuser (only the init script uses it)"),
+    "AIRFLOW_DB_PASSWORD": (_password, "Postgres role 'airflow' (metadata DB, Celery results)"),
+    "MLFLOW_DB_PASSWORD": (_password, "Postgres role 'mlflow' (tracking, registry, auth DBs)"),
+    "MLOPS_DB_PASSWORD": (_password, "Postgres role 'mlops' (prediction log)"),
+    "REDIS_PASSWORD": (_password, "Redis, the Celery broker"),
+    "AIRFLOW_FERNET_KEY": (_fernet_key, "encrypts Airflow connections and variables"),
+    "AIRFLOW_JWT_SECRET": (_long_secret, "signs Airflow API / Execution API tokens"),
+    "AIRFLOW_API_SECRET_KEY": (_long_secret, "signs Airflow log-server requests"),
+    "AIRFLOW_ADMIN_PASSWORD": (_password, "Airflow UI / REST API user (AIRFLOW_ADMIN_USERNAME)"),
+    "MLFLOW_AUTH_ADMIN_PASSWORD": (_password, "MLflow UI / API admin user (basic-auth)"),
+    "MLFLOW_FLASK_SERVER_SECRET_KEY": (_long_secret, "MLflow basic-auth session / CSRF key"),
+    "MLOPS_GATEWAY_ADMIN_TOKEN": (_long_secret, "serving gateway admin endpoints (canary, rollback)"),
+    "EVIDENTLY_SECRET": (_long_secret, "Evidently UI write operations"),
+}
+
+_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
+
+
+def existing_keys(path: Path) -> set[str]:
+    """Names assigned in an env file (comments and blank lines ignored)."""
+    if not path.is_file():
+        return set()
+    keys = set()
+    for line in path.read_text().splitlines():
+        m = _LINE.match(line)
+        if m:
+            keys.add(m.group(1))
+    return keys
+
+
+def render(missing: list[str], *, header: bool) -> str:
+    lines = []
+    if header:
+        example = REPO / ".env.example"
+        lines.append("# Written by scripts/make_env.py (make env). Secrets: never commit this file.")
+        lines.append(
+            "# Non-secret settings (ports, image, worker concurrency) are documented in .env.example;"
+        )
+        lines.append("# copy the ones you want to change below.")
+        if example.is_file():
+            lines.append(f"# See {example.name} for every variable the stack reads.")
+        lines.append("")
+    for name in missing:
+        gen, what = SECRETS[name]
+        lines.append(f"# {what}")
+        lines.append(f"{name}={gen()}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--output", "-o", type=Path, default=REPO / ".env", help="env file (default: ./.env)")
+    ap.add_argument(
+        "--check", action="store_true", help="only report missing secrets; exit 1 if any are missing"
+    )
+    args = ap.parse_args(argv)
+    path: Path = args.output
+
+    have = existing_keys(path)
+    missing = [name for name in SECRETS if name not in have]
+    if args.check:
+        for name in missing:
+            print(f"missing: {name} ({SECRETS[name][1]})", file=sys.stderr)
+        return 1 if missing else 0
+    if not missing:
+        print(f"{path}: all {len(SECRETS)} secrets present; left unchanged")
+        return 0
+
+    new_file = not path.exists()
+    text = render(missing, header=new_file)
+    # Create with 0600 from the start so the secrets are never world-readable, even briefly.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a") as fh:
+        if not new_file and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+            fh.write("\n")
+        fh.write(text)
+    verb = "wrote" if new_file else "appended"
+    print(f"{path}: {verb} {len(missing)} secret(s): {', '.join(missing)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""Shared, expensive setup of the serving and canary tests (built once per pytest process).
+
+A private MLflow store with six registered versions of the same small model family
+(champion, a good retrain, a shuffled-label model, and the raising, slow and
+unloadable canaries, see ``canary_faults``), plus a per-module runtime root whose
+``validated/`` store is the session's GX-validated batches. Each test module gets
+its own root (routing state, prediction log, events) so serving and canary tests
+cannot see each other's traffic, while sharing the one registry.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TOKEN = "test-admin-token"
+_WORLD: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class Versions:
+    champion: str
+    good: str
+    shuffled: str
+    raising: str
+    slow: str
+    broken: str
+
+
+@dataclass(frozen=True)
+class World:
+    store: Path  # holds mlflow.db and mlartifacts
+    tracking_uri: str
+    versions: Versions
+    validated: Path
+    setup_seconds: float
+
+
+def build_world(session_root: Path, settings: Any, published: list[dict[str, Any]]) -> World:
+    """Train and register the test models once per process (memoised)."""
+    if "world" in _WORLD:
+        return _WORLD["world"]  # type: ignore[no-any-return]
+    import canary_faults as cf
+
+    from pipelines.config import load_settings
+    from pipelines.data.validated import load_batches
+
+    t0 = time.perf_counter()
+    store = session_root / "serving-registry"
+    store.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS__PATHS__ROOT", str(store))
+        mp.setenv("MLOPS__MLFLOW__TRACKING_URI", uri)
+        mp.setenv("MLOPS__MLFLOW__EXPERIMENT", "serving-tests")
+        s = load_settings()
+        batches = [b["batch_id"] for b in published]
+        early = load_batches(settings, batches[:1])
+        # "good" is a retrain on another sample of the same month: as good as the champion, with
+        # predictions close to its (a shifted retrain is covered by the analysis unit tests).
+        champion, x = cf.train_pipeline(s, early, seed=1, max_rows=20000)
+        good, x2 = cf.train_pipeline(s, early, seed=2, max_rows=20000)
+        shuffled, _ = cf.train_pipeline(s, early, shuffle_labels=True, seed=3, max_rows=20000)
+        versions = Versions(
+            champion=cf.log_and_register(s, champion, x, description="champion"),
+            good=cf.log_and_register(s, good, x2, description="good retrain"),
+            shuffled=cf.log_and_register(s, shuffled, x, description="shuffled labels"),
+            raising=cf.log_and_register(
+                s, cf.fault_pipeline("raising", champion, x), x, description="raises", by_value=True
+            ),
+            slow=cf.log_and_register(
+                s,
+                cf.fault_pipeline("slow", champion, x, slow_seconds=2.0),
+                x,
+                description="slow",
+                by_value=True,
+            ),
+            broken=cf.log_and_register(
+                s, cf.fault_pipeline("broken", champion, x), x, description="unloadable", by_value=True
+            ),
+        )
+    world = World(
+        store=store,
+        tracking_uri=uri,
+        versions=versions,
+        validated=settings.paths.validated,
+        setup_seconds=time.perf_counter() - t0,
+    )
+    _WORLD["world"] = world
+    return world
+
+
+@contextmanager
+def module_env(world: World, root: Path, port: int, **extra: str) -> Iterator[None]:
+    """Environment of one test module: its own runtime root, the shared registry, test-speed canary knobs."""
+    root.mkdir(parents=True, exist_ok=True)
+    link = root / "validated"
+    if not link.exists():
+        link.symlink_to(world.validated, target_is_directory=True)
+    env = {
+        "MLOPS__PATHS__ROOT": str(root),
+        "MLOPS__MLFLOW__TRACKING_URI": world.tracking_uri,
+        "MLOPS__MLFLOW__EXPERIMENT": "serving-tests",
+        "MLOPS_GATEWAY_ADMIN_TOKEN": TOKEN,
+        "MLOPS__SERVING__PORT": str(port),
+        "MLOPS__SERVING__LOG_FLUSH_MS": "50",
+        "MLOPS__CANARY__MIN_REQUESTS": "60",
+        "MLOPS__CANARY__STEP_WINDOW_S": "1",
+        "MLOPS__CANARY__ANALYSIS_INTERVAL_S": "0.5",
+        "MLOPS__CANARY__STEP_TIMEOUT_S": "150",
+        "MLOPS__CANARY__REPLAY_TRAFFIC": "true",
+        "MLOPS__CANARY__REPLAY_RATE": "400",
+        "MLOPS__CANARY__QUALITY_MIN_LABELS": "150",
+        "MLOPS__CANARY__LATENCY_P99_SLO_MS": "1000",
+        "MLOPS__CANARY__LATENCY_MIN_SAMPLES": "30",
+        "MLOPS__CANARY__PRECHECK_ROWS": "100",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+        **extra,
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        yield
