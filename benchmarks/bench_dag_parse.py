@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -66,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     home = tempfile.mkdtemp(prefix="bench-dag-parse-")
+    try:
+        return _run(args.repeat, home)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _run(repeat: int, home: str) -> int:
     env = {
         **os.environ,
         "AIRFLOW_HOME": home,
@@ -78,13 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     wall(empty_code, env)  # warm the OS file cache
     b = statistics.median(wall("pass", env) for _ in range(5))  # tiny and stable: measured once
 
-    print(f"median of {args.repeat} paired runs in fresh interpreters; {len(files)} DAG files")
+    print(f"median of {repeat} paired runs in fresh interpreters; {len(files)} DAG files")
     print(f"\n{'DAG file':<34}{'wall':>8}{'- bare':>9}{'- empty':>9}{'own':>8}   (seconds)")
     empties = []
     for f in files:
         code = f"import runpy; runpy.run_path({str(f)!r})"
         walls, minus_bare, minus_empty, own = [], [], [], []
-        for _ in range(args.repeat):
+        for _ in range(repeat):
             e = wall(empty_code, env)
             t = wall(code, env)
             walls.append(t)
@@ -96,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{f.name:<34}{statistics.median(walls):8.3f}{statistics.median(minus_bare):9.3f}"
             f"{statistics.median(minus_empty):9.3f}{statistics.median(own):8.3f}"
         )
-    print(f"\n{'empty one-task DAG, - bare':<34}{statistics.median(empties):8.3f}  (the Task SDK's own cost)")
+    if empties:
+        sdk = statistics.median(empties)
+        print(f"\n{'empty one-task DAG, - bare':<34}{sdk:8.3f}  (the Task SDK's own cost)")
     return 0
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -253,7 +254,9 @@ def run(model_kind: str, seconds: float) -> list[dict[str, Any]]:
     feats = settings.dataset.features.all
     bodies = {size: payloads(rows, feats, size) for size in (1, 100)}
     results = [dict(r, model=model_kind) for r in inproc(settings, model_and_x, rows, seconds)]
-    env = dict(os.environ, MLFLOW_TRACKING_URI=settings.tracking_uri, OMP_NUM_THREADS="1")
+    # mlflow serve execs `uvicorn` from PATH: the venv's bin must be on it.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = dict(os.environ, MLFLOW_TRACKING_URI=settings.tracking_uri, OMP_NUM_THREADS="1", PATH=path)
 
     log(f"[{model_kind}] gateway")
     gw_log = (root / "gateway.log").open("wb")
@@ -320,7 +323,8 @@ def run(model_kind: str, seconds: float) -> list[dict[str, Any]]:
                 r = http_load(f"{base}/invocations", bodies[size], conc, seconds)
                 results.append(dict(r, model=model_kind, server="mlflow", rows=size, conc=conc))
     finally:
-        os.killpg(ml.pid, 15)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(ml.pid, 15)
         ml.wait(30)
     return results
 

@@ -48,9 +48,14 @@ def standardize_data_quality() -> None:
     def land(
         params: Any = None, data_interval_start: Any = None, data_interval_end: Any = None, run_id: Any = None
     ) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from pipelines.quality.steps import land_step
 
-        return land_step(params["batch_id"], data_interval_start, data_interval_end, run_id)
+        try:
+            return land_step(params["batch_id"], data_interval_start, data_interval_end, run_id)
+        except ValueError as exc:  # no such batch in the source: retrying cannot make one appear
+            raise AirflowFailException(str(exc)) from exc
 
     @task
     def validate(landed: Any, run_id: Any = None) -> dict[str, Any]:

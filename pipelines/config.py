@@ -327,9 +327,7 @@ class GateConfig(_Section):
     classification: TaskGate = Field(
         default_factory=lambda: TaskGate(primary_metric="roc_auc", absolute={"roc_auc": 0.60})
     )
-    regression: TaskGate = Field(
-        default_factory=lambda: TaskGate(primary_metric="r2", absolute={"r2": 0.05})
-    )
+    regression: TaskGate = Field(default_factory=lambda: TaskGate(primary_metric="r2", absolute={"r2": 0.05}))
     max_regression: float = Field(
         default=0.01,
         ge=0,
@@ -817,9 +815,7 @@ class OptimizeConfig(_Section):
 class Settings(BaseSettings):
     """Root configuration object; build it with :func:`load_settings`."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="MLOPS__", env_nested_delimiter="__", extra="forbid"
-    )
+    model_config = SettingsConfigDict(env_prefix="MLOPS__", env_nested_delimiter="__", extra="forbid")
 
     dataset: DatasetContract
     paths: PathsConfig = Field(default_factory=PathsConfig)

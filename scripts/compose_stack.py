@@ -90,8 +90,9 @@ class ContainerState:
 
     @property
     def failed(self) -> bool:
-        # A one-shot job that exited non-zero will not recover by waiting.
-        return self.health is None and self.status == "exited" and self.exit_code != 0
+        # A one-shot job that exited non-zero, or a service in a crash loop, will not recover by waiting.
+        one_shot_failed = self.health is None and self.status == "exited" and self.exit_code != 0
+        return one_shot_failed or self.restarts >= 3
 
 
 @dataclass
@@ -197,8 +198,8 @@ class Stack:
             if failed:
                 s = failed[0]
                 raise StackError(
-                    f"service {s.service} ({s.name}) exited with code {s.exit_code}; "
-                    f"last log lines:\n{self.logs(s.service)}"
+                    f"service {s.service} ({s.name}) failed: {s.status}, last exit code {s.exit_code}, "
+                    f"{s.restarts} restarts; last log lines:\n{self.logs(s.service)}"
                 )
             pending = [s for s in states if not s.ready]
             if states and not pending:

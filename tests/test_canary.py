@@ -12,8 +12,10 @@ rejected → rollback param aborts a running canary.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,9 @@ import httpx
 import pytest
 from serving_support import TOKEN, World, build_world, module_env
 
-PORT = 18120
+from pipelines.serving.launcher import free_port
+
+PORT = free_port(18130, 18149)  # a free port of this engineer's range (concurrent sessions)
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 pytestmark = pytest.mark.integration
 
@@ -35,11 +39,16 @@ def world(session_root: Path, settings: Any, published_batches: list[dict[str, A
 @pytest.fixture(scope="module")
 def env(world: World, session_root: Path) -> Iterator[Any]:
     from pipelines.config import load_settings
-    from pipelines.serving.launcher import stop_gateway
+    from pipelines.serving.launcher import ensure_gateway, stop_gateway
 
     with module_env(world, session_root / "canary-tests", PORT):
         s = load_settings()
+        # Start the gateway while Airflow warms up; the first task that needs it then finds it
+        # healthy (ensure_gateway serialises launches, so nothing starts twice).
+        starter = threading.Thread(target=ensure_gateway, args=(s,), daemon=True)
+        starter.start()
         yield s
+        starter.join()
         stop_gateway(s)
 
 
@@ -148,6 +157,8 @@ def sample_row(env: Any) -> dict[str, Any]:
 
 
 def test_rollback_is_one_command(env: Any, world: World) -> None:
+    env_vars = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env_vars.setdefault("PYTHONPYCACHEPREFIX", str(env.paths.root / "cache" / "pycache"))
     out = subprocess.run(
         [
             sys.executable,
@@ -162,6 +173,7 @@ def test_rollback_is_one_command(env: Any, world: World) -> None:
         text=True,
         timeout=300,
         check=False,
+        env=env_vars,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     v = world.versions.champion

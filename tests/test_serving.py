@@ -21,8 +21,11 @@ import numpy as np
 import pytest
 from serving_support import TOKEN, World, build_world, module_env
 
-PORT = 18110
-PORT_NO_TOKEN = 18111
+from pipelines.serving.launcher import free_port
+
+# Free ports of this engineer's range, so concurrent test sessions on one host do not collide.
+PORT = free_port(18110, 18124)
+PORT_NO_TOKEN = free_port(18125, 18129)
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 

@@ -542,11 +542,22 @@ def promote_candidate(settings: Settings, plan: dict[str, Any]) -> dict[str, Any
         return {**plan, "promotion": {"skipped": plan.get("reason")}}
     name, version = plan["model_name"], str(plan["version"])
     with log_context(model_version=version, release=plan["release_key"]):
+        # Reach the gateway first: if it is down, nothing in the registry has changed yet.
+        gw = _gateway(settings)
+        client = _client(settings)
+        expected = plan.get("champion_version")
         previous = alias_version(settings, CHAMPION)
-        if previous != plan.get("champion_version"):
+        if previous == version and expected != version:
+            # A retried task: an earlier attempt moved the alias; go on if it started from `expected`.
+            recorded = (client.get_model_version(name, version).tags or {}).get("release.previous_champion")
+            if recorded != (expected or "none"):
+                raise ReleaseError(
+                    f"@champion already on v{version}, moved from v{recorded}, not v{expected}"
+                )
+            previous = expected
+        elif previous != expected:
             raise ReleaseError(
-                f"@champion moved during the release (v{plan.get('champion_version')} -> v{previous}); "
-                f"not promoting v{version}"
+                f"@champion moved during the release (v{expected} -> v{previous}); not promoting v{version}"
             )
         if action == "bootstrap":
             reason = (
@@ -559,40 +570,38 @@ def promote_candidate(settings: Settings, plan: dict[str, Any]) -> dict[str, Any
             reason = "passed canary steps " + " -> ".join(f"{s['step']}%" for s in steps)
             figures = {"steps": {str(s["step"]): s["figures"] for s in steps}}
         promoted_at = _now()
-        client = _client(settings)
-        client.set_registered_model_alias(name, CHAMPION, version)
-        _tag(
-            settings,
-            version,
-            {
-                "release.previous_champion": previous or "none",
-                "release.promoted_at": promoted_at,
-                "release.reason": reason,
-                "release.analysis": figures,
-                "canary.verdict": "promoted",
-            },
-        )
-        if previous:
-            _tag(settings, previous, {"release.superseded_by": version, "release.superseded_at": promoted_at})
-        dropped = _drop_challenger(settings, version)
-        gw = _gateway(settings)
         try:
+            client.set_registered_model_alias(name, CHAMPION, version)
+            _tag(
+                settings,
+                version,
+                {
+                    "release.previous_champion": previous or "none",
+                    "release.promoted_at": promoted_at,
+                    "release.reason": reason,
+                    "release.analysis": figures,
+                    "canary.verdict": "promoted",
+                },
+            )
             served = gw.version()
             if served.get("canary") and str(served["canary"]["version"]) == version:
                 gw.promote(version, reason=reason, figures={"release_key": plan["release_key"]})
             else:
                 gw.set_champion(version, reason=reason)
             proof = verify_served(settings, gw, version)
-        except (GatewayError, ReleaseError) as exc:
+        except Exception as exc:  # whatever failed, the registry must not claim an unserved champion
             if previous:
                 client.set_registered_model_alias(name, CHAMPION, previous)
             else:
                 client.delete_registered_model_alias(name, CHAMPION)
             _tag(settings, version, {"canary.verdict": "promotion_failed", "canary.reason": str(exc)})
             raise ReleaseError(
-                f"promotion of v{version} could not be verified on the gateway ({exc}); "
-                f"@champion restored to {previous or 'none'}"
+                f"promotion of v{version} could not be completed and verified on the gateway "
+                f"({type(exc).__name__}: {exc}); @champion restored to {previous or 'none'}"
             ) from exc
+        if previous:
+            _tag(settings, previous, {"release.superseded_by": version, "release.superseded_at": promoted_at})
+        dropped = _drop_challenger(settings, version)
         path = record_event(
             settings.paths.events,
             "release",
@@ -668,8 +677,15 @@ def rollback_release(
         target = str(target)
         client = _client(settings)
         client.set_registered_model_alias(name, CHAMPION, target)
-        gw.rollback(reason=reason, to_version=target)
-        proof = verify_served(settings, gw, target)
+        try:
+            gw.rollback(reason=reason, to_version=target)
+            proof = verify_served(settings, gw, target)
+        except Exception as exc:  # the gateway still serves v{current}: the registry must say so
+            client.set_registered_model_alias(name, CHAMPION, current)
+            raise ReleaseError(
+                f"rollback to v{target} failed on the gateway ({type(exc).__name__}: {exc}); "
+                f"@champion left on v{current}, which is still served"
+            ) from exc
         _tag(
             settings,
             current,

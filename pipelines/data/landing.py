@@ -84,11 +84,13 @@ def available_batches(settings: Settings) -> list[str]:
     if settings.dataset.batches:
         return list(settings.dataset.batches)
     df = _source_cache(settings)
-    return sorted(batch_ids(
-        df[settings.dataset.event_time],
-        settings.dataset.batch_frequency,
-        settings.dataset.event_timezone,
-    ).unique())
+    return sorted(
+        batch_ids(
+            df[settings.dataset.event_time],
+            settings.dataset.batch_frequency,
+            settings.dataset.event_timezone,
+        ).unique()
+    )
 
 
 def land_batch(settings: Settings, batch_id: str) -> LandedBatch:

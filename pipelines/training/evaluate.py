@@ -371,5 +371,12 @@ def _reference(run_id: str, doc: dict[str, Any], primary: str, cached: bool) -> 
     }
 
 
-def load_evaluation(evaluation_uri: str) -> dict[str, Any]:
+def load_evaluation(evaluation_uri: str, tracking_uri: str | None = None) -> dict[str, Any]:
+    """Read a run's evaluation document; a ``runs:/`` URI resolves against ``tracking_uri``.
+
+    Without it MLflow would fall back to ``sqlite:///mlflow.db`` in the working directory,
+    i.e. the wrong store (or a read-only folder in the container).
+    """
+    if tracking_uri is not None:
+        mlflow.set_tracking_uri(tracking_uri)
     return mlflow.artifacts.load_dict(evaluation_uri)

@@ -52,7 +52,9 @@ def gate_step(evaluation_ref: dict[str, Any]) -> dict[str, Any]:
     from pipelines.training.gate import gate_candidate
 
     settings = load_settings()
-    verdict = gate_candidate(settings, load_evaluation(evaluation_ref["evaluation_uri"]))
+    verdict = gate_candidate(
+        settings, load_evaluation(evaluation_ref["evaluation_uri"], settings.tracking_uri)
+    )
     verdict.pop("criteria")  # the full list is in the run (evaluation/verdict.json); XCom stays small
     return {**verdict, "evaluation_uri": evaluation_ref["evaluation_uri"], "train": evaluation_ref["train"]}
 
@@ -61,8 +63,9 @@ def register_step(gate_ref: dict[str, Any]) -> dict[str, Any]:
     from pipelines.training.evaluate import load_evaluation
     from pipelines.training.registry import register_candidate
 
-    evaluation = load_evaluation(gate_ref["evaluation_uri"])
-    return register_candidate(load_settings(), gate_ref["train"], evaluation, gate_ref)
+    settings = load_settings()
+    evaluation = load_evaluation(gate_ref["evaluation_uri"], settings.tracking_uri)
+    return register_candidate(settings, gate_ref["train"], evaluation, gate_ref)
 
 
 def has_new_challenger(registration: dict[str, Any]) -> bool:
@@ -99,7 +102,7 @@ def run_training(
     trained = train_candidate(settings, resolved, reason)
     with log_context(run_id=trained["run_id"]):
         ev_ref = evaluate_candidate(settings, trained)
-        evaluation = load_evaluation(ev_ref["evaluation_uri"])
+        evaluation = load_evaluation(ev_ref["evaluation_uri"], settings.tracking_uri)
         verdict = gate_candidate(settings, evaluation)
         registration = register_candidate(settings, trained, evaluation, verdict)
     return {**registration, "failures": verdict["failures"], "evaluation_uri": ev_ref["evaluation_uri"]}

@@ -19,6 +19,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -55,6 +56,34 @@ class Figures:
     def add(self, key: str, value: Any) -> None:
         self.values[key] = value
         print(f"[e2e figure] {key}: {value}", file=sys.stderr)
+
+
+class MemorySampler:
+    """Samples `docker stats` in the background during the loop; keeps the highest total seen."""
+
+    def __init__(self, stack: Any, every_s: float = 15.0) -> None:
+        self.stack, self.every_s = stack, every_s
+        self.peak_total = 0.0
+        self.peak: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="e2e-mem-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                mem = self.stack.stats()
+            except (subprocess.SubprocessError, ValueError):
+                continue
+            if sum(mem.values()) > self.peak_total:
+                self.peak_total, self.peak = sum(mem.values()), mem
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
 
 
 @dataclass
@@ -182,7 +211,11 @@ def stack(env_file: Path, figures: Figures) -> Iterator[StackHandle]:
         mem = s.stats()
         figures.add("memory idle (MiB, total)", round(sum(mem.values())))
         figures.add("memory idle per container", {k: round(v) for k, v in sorted(mem.items())})
-        yield handle
+        with MemorySampler(s) as sampler:
+            yield handle
+        figures.add("memory peak during loop (MiB, total)", round(sampler.peak_total))
+        peak = {k: round(v) for k, v in sorted(sampler.peak.items())}
+        figures.add("memory at the peak, per container", peak)
     finally:
         if os.environ.get("MLOPS_E2E_KEEP") == "1":
             print(

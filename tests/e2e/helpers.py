@@ -23,7 +23,12 @@ class E2EError(AssertionError):
 
 
 def wait_for(
-    what: str, probe: Callable[[], Any], *, timeout: float, interval: float = 3.0, on_timeout: str = ""
+    what: str,
+    probe: Callable[[], Any],
+    *,
+    timeout: float,
+    interval: float = 3.0,
+    on_timeout: Callable[[], str] | None = None,
 ) -> Any:
     """Poll ``probe`` until it returns something truthy; raise naming ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -36,7 +41,8 @@ def wait_for(
         if result:
             return result
         time.sleep(interval)
-    raise E2EError(f"timed out after {timeout:.0f}s waiting for {what}. {on_timeout} last error: {last_exc}")
+    evidence = on_timeout() if on_timeout is not None else ""
+    raise E2EError(f"timed out after {timeout:.0f}s waiting for {what}. {evidence} last error: {last_exc}")
 
 
 @dataclass

@@ -179,7 +179,7 @@ def test_asset_event_triggers_training_and_worker_kill_is_survived(
         training_running,
         timeout=900,
         interval=1,
-        on_timeout=f"runs: {[(r['dag_run_id'], r['state']) for r in airflow.runs(TRAINING)]}",
+        on_timeout=lambda: f"runs: {[(r['dag_run_id'], r['state']) for r in airflow.runs(TRAINING)]}",
     )
     Loop.training_run = run_id
     first_try = int(ti["try_number"])
