@@ -44,10 +44,7 @@ unit: venv  ## pytest only
 	$(VENV)/bin/pytest -q
 
 test: venv lint typecheck  ## lint, type-check and run the whole test suite (incl. the compose e2e)
-	$(VENV)/bin/pytest -q --ignore=tests/test_serving.py
-	@# The gateway tests get a process of their own: after the rest of the suite in the same
-	@# process their registry fixture finds no model version (an isolation bug, under study).
-	$(VENV)/bin/pytest -q tests/test_serving.py
+	$(VENV)/bin/pytest -q
 
 bench: venv  ## run every benchmark (prints figures)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

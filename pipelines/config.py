@@ -375,6 +375,11 @@ class ServingConfig(_Section):
         description="Header whose value pins a caller to one variant (sticky split); without it "
         "the first row's entity id is the key, and without that the split is random.",
     )
+    fast_path: bool = Field(
+        default=True,
+        description="Serve a copy of the model whose steps pass numpy arrays instead of DataFrames "
+        "(about 2x cheaper per call), used only if it predicts the input example identically.",
+    )
     prediction_log_url: str = Field(
         default="",
         description="SQLAlchemy URL of the prediction log. Empty = "

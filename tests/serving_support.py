@@ -56,6 +56,11 @@ def build_world(session_root: Path, settings: Any, published: list[dict[str, Any
     store = session_root / "serving-registry"
     store.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{store / 'mlflow.db'}"
+    import mlflow
+
+    # configure_tracking (used to log like training does) sets MLflow's process-global URIs and
+    # experiment; put them back afterwards so later test modules do not inherit this registry.
+    previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLOPS__PATHS__ROOT", str(store))
         mp.setenv("MLOPS__MLFLOW__TRACKING_URI", uri)
@@ -86,6 +91,8 @@ def build_world(session_root: Path, settings: Any, published: list[dict[str, Any
                 s, cf.fault_pipeline("broken", champion, x), x, description="unloadable", by_value=True
             ),
         )
+    mlflow.set_tracking_uri(previous[0])
+    mlflow.set_registry_uri(previous[1])
     world = World(
         store=store,
         tracking_uri=uri,

@@ -28,7 +28,12 @@ from pipelines.serving.launcher import free_port
 
 PORT = free_port(18130, 18149)  # a free port of this engineer's range (concurrent sessions)
 AUTH = {"authorization": f"Bearer {TOKEN}"}
-pytestmark = pytest.mark.integration
+# The gateway's verified numpy fast path calls estimators fitted on DataFrames (it silences this
+# warning in its own process; pytest re-enables warnings per test).
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:X does not have valid feature names"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,17 @@ verdict is ``success``, ``failed`` or ``inconclusive``:
   *holds* the step until labelled quality can judge it: once the quality CI rules
   out a loss larger than ``shift_quality_margin`` the shift is a warning; quality
   worse → failed; labels never enough → fail safe at the step timeout.
-* **quality** (the whole release so far, labelled rows only): classification
-  compares ROC AUC (DeLong variance), regression MAE (normal approximation), with
-  a CI of the difference (the variants are independent samples). Fails when the canary is significantly
-  worse (CI excludes 0) by more than ``quality_max_drop``; passes when its point
-  estimate is within the tolerance; in between (worse, not yet significant) it
-  holds the step for more labels. Below ``quality_min_labels`` per variant it is
-  ``insufficient``, which does not block a step unless ``quality_required``.
+* **quality** (the whole release so far, labelled rows only): *paired*. Every
+  labelled row served during the release (by either variant) is scored by both
+  models, the one that did not answer from the logged features, so both are
+  judged on the same rows. Classification compares ROC AUC (DeLong's paired
+  variance), regression MAE (paired differences). Fails when the canary is
+  significantly worse (CI excludes 0) by more than ``quality_max_drop``; passes
+  when its point estimate is within the tolerance; in between (worse, not yet
+  significant) it holds the step for more labels. Below ``quality_min_labels``
+  rows it is ``insufficient``, which does not block a step unless
+  ``quality_required``. Comparing each variant on its own callers instead mixes
+  two samples (and, early on, two periods) and needs several times more labels.
 
 Any failed check fails the step; any required check that is still ``insufficient``
 leaves it inconclusive (the caller holds and re-analyses, then fails safe).
@@ -46,6 +50,9 @@ from pipelines.config import CanaryConfig
 Status = Literal["pass", "fail", "insufficient", "warn"]
 Verdict = Literal["success", "failed", "inconclusive"]
 MIN_SHIFT_ROWS = 50
+# Served vs re-scored prediction of the same row: float64 JSON round-trips exactly, so any
+# real difference means the logged features are not what the model saw.
+REPLAY_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -241,11 +248,11 @@ def check_shift(canary_preds: np.ndarray, champion_preds: np.ndarray, cfg: Canar
     return Check("shift", "pass", f"no material shift: KS D={d:.3f} (p={p:.2g})", figs)
 
 
-def auc_with_variance(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
-    """ROC AUC and its DeLong variance (NaN, NaN when one class is missing).
+def auc_components(y: np.ndarray, s: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """ROC AUC and DeLong's structural components (NaN and empty when a class is missing).
 
-    DeLong's structural components from mid-ranks: O(n log n), exact for ties,
-    and no resampling (a step is re-analysed often; the verdict must not jitter).
+    From mid-ranks: O(n log n), exact for ties, and no resampling (a step is
+    re-analysed often; the verdict must not jitter).
     """
     from scipy.stats import rankdata
 
@@ -253,53 +260,110 @@ def auc_with_variance(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
     x_pos, x_neg = s[pos], s[~pos]
     m, n = x_pos.size, x_neg.size
     if m == 0 or n == 0:
-        return float("nan"), float("nan")
+        return float("nan"), np.empty(0), np.empty(0)
     all_ranks = rankdata(np.concatenate([x_pos, x_neg]))
     v10 = (all_ranks[:m] - rankdata(x_pos)) / n  # P(score_pos_i > a negative)
     v01 = 1.0 - (all_ranks[m:] - rankdata(x_neg)) / m  # P(a positive > score_neg_j)
-    auc = float(v10.mean())
-    var = (v10.var(ddof=1) / m if m > 1 else 0.0) + (v01.var(ddof=1) / n if n > 1 else 0.0)
-    return auc, float(var)
+    return float(v10.mean()), v10, v01
+
+
+def _cov(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.cov(a, b, ddof=1)[0, 1]) if a.size > 1 else 0.0
+
+
+def paired_auc_difference(y: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> tuple[float, float, float]:
+    """AUC of two scorers on the same rows and the variance of their difference (DeLong 1988).
+
+    Scoring the same rows makes the two AUCs strongly correlated; the covariance
+    term removes the row-sampling noise both share, which an unpaired comparison
+    of two traffic subsets cannot (it needs several times more labels for the same power).
+    """
+    a1, v10a, v01a = auc_components(y, s1)
+    a2, v10b, v01b = auc_components(y, s2)
+    if math.isnan(a1) or math.isnan(a2):
+        return float("nan"), float("nan"), float("nan")
+    m, n = v10a.size, v01a.size
+    var = (_cov(v10a, v10a) - 2 * _cov(v10a, v10b) + _cov(v10b, v10b)) / m
+    var += (_cov(v01a, v01a) - 2 * _cov(v01a, v01b) + _cov(v01b, v01b)) / n
+    return a1, a2, max(var, 0.0)
 
 
 def check_quality(
-    canary_lab: pd.DataFrame, champion_lab: pd.DataFrame, cfg: CanaryConfig, task: str
+    paired: pd.DataFrame,
+    cfg: CanaryConfig,
+    task: str,
+    scoring_errors: dict[str, str] | None = None,
 ) -> Check:
-    n_c, n_r = len(canary_lab), len(champion_lab)
+    """Canary vs champion on the *same* labelled rows (both models score every row).
+
+    ``paired`` holds one row per labelled entity served during the release: ``label``,
+    ``canary`` and ``champion`` (each model's score), ``served_by`` and ``served``
+    (the variant that answered and what it answered). The model that did not answer
+    a row scored it afterwards from the logged features; ``replay_max_abs_diff``
+    checks that this replay reproduces what was served, so the comparison judges
+    what callers actually got.
+    """
+    errors = scoring_errors or {}
+    n = len(paired)
+    served_c = int((paired["served_by"] == "canary").sum()) if n else 0
     figs: dict[str, Any] = {
-        "canary_labelled": n_c,
-        "champion_labelled": n_r,
+        "labelled": n,
+        "canary_served_labelled": served_c,
+        "champion_served_labelled": n - served_c,
         "min_labels": cfg.quality_min_labels,
+        "design": "paired (both models score every labelled row)",
     }
     required = cfg.quality_required
-    if n_c < cfg.quality_min_labels or n_r < cfg.quality_min_labels:
+    if "canary" in errors:
+        figs["scoring_error"] = errors["canary"][:300]
+        return Check(
+            "quality",
+            "fail",
+            f"the canary cannot score logged rows the champion answered: {errors['canary'][:300]}",
+            figs,
+        )
+    if "champion" in errors:
+        figs["scoring_error"] = errors["champion"][:300]
+        return Check(
+            "quality", "insufficient", f"the champion could not re-score rows: {errors['champion']}", figs
+        )
+    if n < cfg.quality_min_labels:
         return Check(
             "quality",
             "insufficient",
-            f"{n_c} canary / {n_r} champion labelled predictions (< {cfg.quality_min_labels})",
+            f"{n} labelled rows since the release began (< {cfg.quality_min_labels})",
             figs,
             required,
         )
-    yc, sc = canary_lab["label"].to_numpy(float), canary_lab["prediction"].to_numpy(float)
-    yr, sr = champion_lab["label"].to_numpy(float), champion_lab["prediction"].to_numpy(float)
-    if task == "classification":
-        metric, higher_better = "roc_auc", True
-        base_c, var_c = auc_with_variance(yc, sc)
-        base_r, var_r = auc_with_variance(yr, sr)
-        if math.isnan(base_c) or math.isnan(base_r):
-            return Check("quality", "insufficient", "a variant's labels hold a single class", figs, required)
-    else:
-        metric, higher_better = "mae", False
-        ec, er = np.abs(yc - sc), np.abs(yr - sr)
-        base_c, var_c = float(ec.mean()), float(ec.var(ddof=1) / ec.size)
-        base_r, var_r = float(er.mean()), float(er.var(ddof=1) / er.size)
+    y = paired["label"].to_numpy(float)
+    sc, sr = paired["canary"].to_numpy(float), paired["champion"].to_numpy(float)
+    own = np.where(paired["served_by"] == "canary", sc, sr)
+    drift = float(np.max(np.abs(own - paired["served"].to_numpy(float))))
+    figs["replay_max_abs_diff"] = _r(drift, 9)
+    if not drift <= REPLAY_TOLERANCE:
+        return Check(
+            "quality",
+            "fail",
+            f"re-scoring logged features does not reproduce the served predictions (max |diff| {drift:.3g}):"
+            " the log no longer describes what was served, so quality cannot be trusted",
+            figs,
+        )
     from scipy.stats import norm
 
+    if task == "classification":
+        metric, higher_better = "roc_auc", True
+        base_c, base_r, var = paired_auc_difference(y, sc, sr)
+        if math.isnan(base_c):
+            return Check("quality", "insufficient", "the labelled rows hold a single class", figs, required)
+    else:
+        metric, higher_better = "mae", False
+        d = np.abs(y - sc) - np.abs(y - sr)
+        base_c, base_r = float(np.abs(y - sc).mean()), float(np.abs(y - sr).mean())
+        var = float(d.var(ddof=1) / d.size)
     alpha = cfg.quality_alpha
-    # Independent samples (each variant scored its own callers): the variances add.
-    half = float(norm.ppf(1 - alpha / 2)) * math.sqrt(var_c + var_r)
-    lo, hi = base_c - base_r - half, base_c - base_r + half
+    half = float(norm.ppf(1 - alpha / 2)) * math.sqrt(var)
     diff = base_c - base_r
+    lo, hi = diff - half, diff + half
     figs.update(
         metric=metric,
         canary=_r(base_c),
@@ -313,8 +377,8 @@ def check_quality(
     if task == "classification":
         from sklearn.metrics import brier_score_loss
 
-        figs["canary_brier"] = _r(float(brier_score_loss(yc, np.clip(sc, 0, 1))))
-        figs["champion_brier"] = _r(float(brier_score_loss(yr, np.clip(sr, 0, 1))))
+        figs["canary_brier"] = _r(float(brier_score_loss(y, np.clip(sc, 0, 1))))
+        figs["champion_brier"] = _r(float(brier_score_loss(y, np.clip(sr, 0, 1))))
         worse_sig = hi < 0
         worse_big = diff < -cfg.quality_max_drop
         figs["rules_out_shift_margin"] = bool(lo >= -cfg.shift_quality_margin)
@@ -340,16 +404,16 @@ def check_quality(
         return Check(
             "quality",
             "fail",
-            f"canary {metric} {base_c:.3f} vs champion {base_r:.3f} "
-            f"({verb}); {1 - alpha:.0%} CI of the difference [{lo:.3f}, {hi:.3f}] excludes 0",
+            f"canary {metric} {base_c:.3f} vs champion {base_r:.3f} on the same {n} labelled rows "
+            f"({verb}); {1 - alpha:.0%} CI of the paired difference [{lo:.3f}, {hi:.3f}] excludes 0",
             figs,
             required,
         )
     return Check(
         "quality",
         "pass",
-        f"canary {metric} {base_c:.3f} vs champion {base_r:.3f}; not significantly "
-        f"worse (CI [{lo:.3f}, {hi:.3f}])",
+        f"canary {metric} {base_c:.3f} vs champion {base_r:.3f} on the same {n} labelled rows; not "
+        f"significantly worse (CI [{lo:.3f}, {hi:.3f}])",
         figs,
         required,
     )
@@ -361,10 +425,10 @@ def analyse(
     champion_step: pd.DataFrame,
     canary_release: pd.DataFrame,
     champion_reference: pd.DataFrame,
-    canary_labelled: pd.DataFrame,
-    champion_labelled: pd.DataFrame,
+    paired: pd.DataFrame,
     cfg: CanaryConfig,
     task: str,
+    scoring_errors: dict[str, str] | None = None,
 ) -> Analysis:
     """Judge one step. ``*_step``: this step's rows; ``*_release``/``reference``: since the release began."""
     ok_c = canary_release[canary_release["error"].isna()]["prediction"].dropna().to_numpy(float)
@@ -374,7 +438,7 @@ def analyse(
         check_errors(canary_step, cfg),
         check_latency(canary_step, champion_latency, cfg),
         check_shift(ok_c, ok_r, cfg),
-        check_quality(canary_labelled, champion_labelled, cfg, task),
+        check_quality(paired, cfg, task, scoring_errors),
     ]
     quality = checks[3]
     shift = checks[2]

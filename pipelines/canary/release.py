@@ -350,7 +350,7 @@ def pre_rollout_check(settings: Settings, plan: dict[str, Any]) -> dict[str, Any
 
 
 # --------------------------------------------------------------------------- 3. traffic steps
-def _frames(settings: Settings, plan: dict[str, Any], step_start: str) -> dict[str, pd.DataFrame]:
+def _frames(settings: Settings, plan: dict[str, Any], step_start: str) -> dict[str, Any]:
     version, champion, started = str(plan["version"]), str(plan["champion_version"]), plan["started_at"]
     canary_rel = read_predictions(settings, ts_from=started, variant="canary", model_version=version)
     champ_rel = read_predictions(settings, ts_from=started, variant="champion", model_version=champion)
@@ -360,22 +360,75 @@ def _frames(settings: Settings, plan: dict[str, Any], step_start: str) -> dict[s
             settings, ts_to=started, variant="champion", model_version=champion, latest=REFERENCE_ROWS
         )
         reference = pd.concat([before, champ_rel], ignore_index=True)
-    canary_lab = read_labelled(settings, ts_from=started, variant="canary", model_version=version)
-    champ_lab = read_labelled(settings, ts_from=started, variant="champion", model_version=champion)
-    if len(champ_lab) < settings.canary.quality_min_labels:
-        before_lab = read_labelled(
-            settings, ts_to=started, variant="champion", model_version=champion, latest=REFERENCE_ROWS
-        )
-        champ_lab = pd.concat([before_lab, champ_lab], ignore_index=True)
+    labelled = read_labelled(settings, ts_from=started, expand_features=True)
+    ours = ((labelled["variant"] == "canary") & (labelled["model_version"] == version)) | (
+        (labelled["variant"] == "champion") & (labelled["model_version"] == champion)
+    )
+    # One judgement per entity: a replay may score an entity more than once.
+    labelled = labelled[ours].drop_duplicates("entity_id", keep="last")
+    paired, errors = paired_scores(settings, labelled, {"canary": version, "champion": champion})
     return {
         "canary_step": canary_rel[canary_rel["ts"] >= step_start],
         "champion_step": champ_rel[champ_rel["ts"] >= step_start],
         "canary_release": canary_rel,
         "champion_reference": reference,
-        # One judgement per entity: a replay may score an entity more than once.
-        "canary_labelled": canary_lab.drop_duplicates("entity_id", keep="last"),
-        "champion_labelled": champ_lab.drop_duplicates("entity_id", keep="last"),
+        "paired": paired,
+        "scoring_errors": errors,
     }
+
+
+_ANALYSIS_MODELS: dict[tuple[str, str, str], Any] = {}
+
+
+def _analysis_model(settings: Settings, version: str) -> Any:
+    """The registered version, loaded once per analysing process (a step re-analyses often)."""
+    from pipelines.serving.models import load_served_model
+
+    key = (settings.tracking_uri, settings.mlflow.registered_model, version)
+    if key not in _ANALYSIS_MODELS:
+        _ANALYSIS_MODELS[key] = load_served_model(settings, version)
+    return _ANALYSIS_MODELS[key]
+
+
+def paired_scores(
+    settings: Settings, labelled: pd.DataFrame, versions: dict[str, str]
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Both variants' scores for every labelled row, from the logged features.
+
+    Returns the frame :func:`pipelines.canary.analysis.check_quality` reads and, per
+    variant, the error that stopped its model from scoring (then its column is NaN).
+    """
+    from pipelines.serving.prediction_log import PREDICTION_COLUMNS
+    from pipelines.training.features import coerce_features
+
+    frame = pd.DataFrame(
+        {
+            "entity_id": labelled["entity_id"].to_numpy(),
+            "label": pd.to_numeric(labelled["label"], errors="coerce").to_numpy(float),
+            "served_by": labelled["variant"].to_numpy(),
+            "served": labelled["prediction"].to_numpy(float),
+        }
+    )
+    errors: dict[str, str] = {}
+    for variant in versions:
+        frame[variant] = float("nan")
+    if labelled.empty:
+        return frame, errors
+    clash = {*PREDICTION_COLUMNS, "label", "available_at", "label_event_time"}
+    try:
+        feats = pd.DataFrame(
+            {c: labelled[f"feature_{c}" if c in clash else c] for c in settings.dataset.features.all}
+        )
+        x = coerce_features(settings.dataset, feats)
+    except Exception as exc:  # a log written under another contract: nobody can be judged on it
+        return frame, dict.fromkeys(versions, f"logged features unreadable: {exc}")
+    for variant, version in versions.items():
+        try:
+            model = _analysis_model(settings, version)
+            frame[variant] = model.predict(x[model.column_names].reset_index(drop=True))
+        except Exception as exc:
+            errors[variant] = f"v{version}: {type(exc).__name__}: {exc}"
+    return frame, errors
 
 
 def analyse_step(settings: Settings, plan: dict[str, Any], step_start: str) -> Analysis:
@@ -388,19 +441,21 @@ def _requests_needed(settings: Settings, weight: float, have: int, last: Analysi
     """Replay requests likely to bring the canary what the step still lacks (requests, labels)."""
     cfg = settings.canary
     need = max(cfg.min_requests - have, 0)
+    labels_needed = 0
     if last is not None:
         figs = last.figures()
-        labelled = int(figs.get("quality.canary_labelled") or 0)
+        labelled = int(figs.get("quality.labelled") or 0)
         if figs.get("quality.status") == "insufficient" or (
             figs.get("shift.status") == "insufficient" and labelled >= cfg.quality_min_labels
         ):
             # Too few labels, worse-but-not-significant, or a shift awaiting a tighter quality
-            # CI: half as many labels again narrows it by ~20%.
-            need = max(need, cfg.quality_min_labels - labelled, labelled // 2)
+            # CI: half as many labels again narrows it by ~20%. Both variants' rows count (paired).
+            labels_needed = max(cfg.quality_min_labels - labelled, labelled // 2)
         if figs.get("shift.status") == "insufficient":
             need = max(need, MIN_SHIFT_ROWS - int(figs.get("shift.canary_rows") or 0))
     need = max(need, 10)
-    return min(20000, max(50, math.ceil(need / (weight / 100.0) * 1.15) + 20))
+    canary_share = weight / 100.0
+    return min(20000, max(50, math.ceil(need / canary_share * 1.15) + 20, math.ceil(labels_needed * 1.15)))
 
 
 def _run_step(settings: Settings, plan: dict[str, Any], gw: GatewayClient, weight: int) -> dict[str, Any]:

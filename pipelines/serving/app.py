@@ -13,8 +13,9 @@ Endpoints:
 * ``/admin/*``: bearer-token protected (``MLOPS_GATEWAY_ADMIN_TOKEN``). Without a
   configured token the admin API answers 503: it is disabled, never open.
 
-CPU work (parsing, validation, prediction) runs on a worker thread, so a slow
-canary cannot stall the event loop for the champion's requests.
+Predictions run on each model's predictor thread (micro-batched, see
+:mod:`pipelines.serving.batching`) and are awaited, so a slow canary cannot stall
+the event loop for the champion's requests.
 """
 
 from __future__ import annotations
@@ -146,8 +147,8 @@ def create_app(
             return _error(415, f"unsupported content type {ctype!r}: send application/json")
         try:
             body = await read_body(request)
-            result = await anyio.to_thread.run_sync(
-                gateway.score, body, request.headers.get(key_header), request.headers.get("x-request-id"), t0
+            result = await gateway.score(
+                body, request.headers.get(key_header), request.headers.get("x-request-id"), t0
             )
         except BadInputError as exc:
             gateway.metrics.bad_requests.labels(str(exc.status_code)).inc()

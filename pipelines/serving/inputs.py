@@ -71,12 +71,15 @@ class Table:
 
 @dataclass
 class Validated:
-    """Inputs ready for one model: the frame, plus what the log needs."""
+    """Inputs ready for one model: typed column arrays in signature order (also what the log needs)."""
 
-    frame: pd.DataFrame
     columns: list[str]
     arrays: list[Any]
     n_rows: int
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(dict(zip(self.columns, self.arrays, strict=True)), copy=False)
 
 
 def _reject_constant(token: str) -> float:
@@ -224,16 +227,12 @@ def validate(
     if missing:
         raise BadInputError(f"missing required column(s) {missing}")
     index = {name: j for j, name in enumerate(table.columns)}
-    data: dict[str, Any] = {}
     arrays: list[Any] = []
     for spec in columns:
         j = index.get(spec.name)
         values: list[Any] = [None] * table.n_rows if j is None else table.values[j]
-        arr = _column(spec, values)
-        data[spec.name] = arr
-        arrays.append(arr)
-    frame = pd.DataFrame(data, copy=False)
-    return Validated(frame=frame, columns=[c.name for c in columns], arrays=arrays, n_rows=table.n_rows)
+        arrays.append(_column(spec, values))
+    return Validated(columns=[c.name for c in columns], arrays=arrays, n_rows=table.n_rows)
 
 
 def _column(spec: ColumnSpec, values: list[Any]) -> Any:

@@ -16,9 +16,11 @@ job, and the request path has its own fallback for a canary that raises.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +30,7 @@ import pandas as pd
 
 from pipelines.config import Settings
 from pipelines.observability import get_logger
+from pipelines.serving.batching import MicroBatcher
 
 log = get_logger(__name__)
 
@@ -73,16 +76,36 @@ class ServedModel:
     warmup_error: str | None = None
     positive_index: int = 1
     example: pd.DataFrame | None = field(default=None, repr=False)
+    batcher: MicroBatcher | None = field(default=None, repr=False)
+    fast_path: bool = False
 
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict(self, frame: pd.DataFrame, model: Any = None) -> np.ndarray:
         """The served value per row: P(positive class), or the regression value."""
+        model = self.model if model is None else model
         if self.task == "classification":
-            return np.asarray(self.model.predict_proba(frame))[:, self.positive_index].astype(np.float64)
-        return np.asarray(self.model.predict(frame), dtype=np.float64).ravel()
+            return np.asarray(model.predict_proba(frame))[:, self.positive_index].astype(np.float64)
+        return np.asarray(model.predict(frame), dtype=np.float64).ravel()
+
+    def _batcher(self) -> MicroBatcher:
+        if self.batcher is None:
+            self.batcher = MicroBatcher(self.predict, f"v{self.version}")
+        return self.batcher
+
+    def predict_columns(self, columns: Sequence[str], arrays: Sequence[Any], n_rows: int) -> np.ndarray:
+        """Predict validated columns through the model's micro-batcher (shared predict calls)."""
+        return self._batcher().submit(columns, arrays, n_rows).result()
+
+    async def predict_async(self, columns: Sequence[str], arrays: Sequence[Any], n_rows: int) -> np.ndarray:
+        """As :meth:`predict_columns`, awaited on the event loop (no thread is held while waiting)."""
+        return await asyncio.wrap_future(self._batcher().submit(columns, arrays, n_rows))
+
+    def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -93,11 +116,8 @@ class ServedModel:
             "inputs": [{"name": c.name, "type": c.mlflow_type, "nullable": c.nullable} for c in self.columns],
             "load_seconds": round(self.load_seconds, 3),
             "warmup_error": self.warmup_error,
+            "fast_path": self.fast_path,
         }
-
-
-def model_uri(name: str, version: str | int) -> str:
-    return f"models:/{name}/{version}"
 
 
 def columns_from_signature(signature: Any, non_null: set[str]) -> list[ColumnSpec]:
@@ -147,17 +167,24 @@ def load_served_model(settings: Settings, version: str | int) -> ServedModel:
     name = settings.mlflow.registered_model
     version = str(version)
     t0 = time.perf_counter()
-    mlflow.set_tracking_uri(settings.tracking_uri)
+    # Explicit URIs, never MLflow's process-global ones: a process may hold several settings
+    # (tests, the DAG processor), and the registry URI must not come from whoever set it last.
+    uri = settings.tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     try:
-        mv = MlflowClient().get_model_version(name, version)
+        mv = client.get_model_version(name, version)
+        # The artifact location itself, not a models:/ URI: resolving the version's logged-model
+        # source (models:/m-...) inside download_artifacts falls back to the global registry URI.
+        location = client.get_model_version_download_uri(name, version)
     except Exception as exc:
         raise ModelLoadError(f"{name} version {version} not found in {settings.tracking_uri}: {exc}") from exc
-    # A private copy: downloading a models:/ URI writes a metadata file into the destination,
-    # which must never be the (possibly read-only, possibly shared) artifact store itself.
+    # A private copy: the artifact store may be read-only, shared or remote.
     workdir = Path(tempfile.mkdtemp(prefix=f"mlops-model-v{version}-"))
     try:
         local = Path(
-            mlflow.artifacts.download_artifacts(artifact_uri=model_uri(name, version), dst_path=str(workdir))
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=location, dst_path=str(workdir), tracking_uri=uri
+            )
         )
         meta = Model.load(str(local / "MLmodel"))
         columns = columns_from_signature(meta.signature, set(settings.serving.non_null_features))
@@ -192,13 +219,47 @@ def load_served_model(settings: Settings, version: str | int) -> ServedModel:
     if isinstance(example, pd.DataFrame) and not example.empty:
         served.example = example[[c for c in served.column_names if c in example.columns]].head(5)
         try:
-            served.predict(served.example)
+            reference = served.predict(served.example)
         except Exception as exc:
             served.warmup_error = f"{type(exc).__name__}: {exc}"[:500]
             log.warning("model warm-up prediction failed", version=version, error=served.warmup_error)
+        else:
+            if settings.serving.fast_path:
+                _use_fast_path(served, reference)
     served.load_seconds = time.perf_counter() - t0
     log.info("model loaded", model=name, version=version, seconds=round(served.load_seconds, 2))
     return served
+
+
+def _use_fast_path(served: ServedModel, reference: np.ndarray) -> None:
+    """Serve a copy whose transformers hand numpy arrays between steps, if it predicts identically.
+
+    Training sets ``set_output(transform="pandas")`` on the preprocessing; the DataFrames
+    it builds between steps double the cost of a small predict call. The copy changes only
+    that container type (no transformation is re-implemented) and is used only when its
+    predictions on the model's own input example equal the original's to 1e-12.
+    """
+    import copy
+    import warnings
+
+    if served.example is None:
+        return
+    try:
+        fast = copy.deepcopy(served.model)
+        fast.set_output(transform="default")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            candidate = served.predict(served.example, fast)
+    except Exception as exc:
+        log.info("fast path not used", version=served.version, reason=f"{type(exc).__name__}: {exc}")
+        return
+    if not np.allclose(candidate, reference, rtol=0, atol=1e-12):
+        log.info("fast path not used: predictions differ", version=served.version)
+        return
+    served.model = fast
+    # Estimators fitted on DataFrames warn on every numpy call; the check above is the real one.
+    warnings.filterwarnings("ignore", message="X does not have valid feature names")
+    served.fast_path = True
 
 
 def resolve_alias(settings: Settings, alias: str) -> str | None:

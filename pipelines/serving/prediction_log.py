@@ -163,25 +163,37 @@ class LoggedRequest:
     event_times: Sequence[Any] | None = None
 
     def rows(self) -> list[dict[str, Any]]:
-        feats = [_jsonable(col) for col in self.values]
-        out = []
-        for i in range(self.n_rows):
-            features = json.dumps({c: feats[j][i] for j, c in enumerate(self.columns)})
-            out.append(
-                {
-                    "request_id": self.request_id,
-                    "entity_id": None if self.entity_ids is None else _text(self.entity_ids[i]),
-                    "event_time": None if self.event_times is None else to_utc_iso(self.event_times[i]),
-                    "ts": self.ts,
-                    "variant": self.variant,
-                    "model_version": self.model_version,
-                    "features": features,
-                    "prediction": None if self.predictions is None else float(self.predictions[i]),
-                    "latency_ms": self.latency_ms,
-                    "error": self.error,
-                }
-            )
-        return out
+        columns = list(self.columns)
+        dumps = json.dumps
+        features = [
+            dumps(dict(zip(columns, vals, strict=True)))
+            for vals in zip(*map(_jsonable, self.values), strict=True)
+        ]
+        n = self.n_rows
+        preds = [None] * n if self.predictions is None else [float(p) for p in self.predictions]
+        ids = [None] * n if self.entity_ids is None else [_text(v) for v in self.entity_ids]
+        times: list[str | None] = [None] * n
+        if self.event_times is not None:
+            seen: dict[Any, str | None] = {}  # a replayed batch repeats the same hours
+            times = [seen[t] if t in seen else seen.setdefault(t, to_utc_iso(t)) for t in self.event_times]
+        const = {
+            "request_id": self.request_id,
+            "ts": self.ts,
+            "variant": self.variant,
+            "model_version": self.model_version,
+            "latency_ms": self.latency_ms,
+            "error": self.error,
+        }
+        return [
+            {
+                **const,
+                "entity_id": ids[i],
+                "event_time": times[i],
+                "features": features[i],
+                "prediction": preds[i],
+            }
+            for i in range(n)
+        ]
 
 
 def _text(v: Any) -> str | None:
