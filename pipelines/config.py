@@ -459,6 +459,12 @@ class CanaryConfig(_Section):
         description="An SLO breach fails the canary only if its share of requests over the SLO is "
         "significantly above the champion's (one-sided z-test): a slow host is not its fault.",
     )
+    latency_max_ratio: float = Field(
+        default=1.5,
+        ge=1,
+        description="An SLO breach is the canary's fault only if its p99 is also more than this many "
+        "times the champion's (the minority variant has a heavier tail on a busy host).",
+    )
     shift_alpha: float = Field(
         default=0.01,
         gt=0,

@@ -136,6 +136,12 @@ def test_a_slow_canary_fails_but_a_slow_host_does_not() -> None:
     host = run(traffic(300, rng, latency=40), traffic(2000, rng, latency=40), cfg())
     assert status(host, "latency") == "warn", host.reason
     assert host.verdict == "success"
+    # A heavier tail on a busy host: significantly more requests over the SLO, but a p99 within
+    # latency_max_ratio of the champion's is not the canary's fault.
+    tail = run(traffic(2000, rng, latency=48), traffic(4000, rng, latency=40), cfg())
+    lat = next(c for c in tail.checks if c.name == "latency").figures
+    assert lat["canary_slower_pvalue"] < 0.01 and lat["p99_ratio"] < 1.5
+    assert status(tail, "latency") == "warn", tail.reason
 
 
 def test_a_shift_holds_until_labels_judge_it() -> None:

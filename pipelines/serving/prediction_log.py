@@ -165,11 +165,14 @@ class LoggedRequest:
     def rows(self) -> list[dict[str, Any]]:
         columns = list(self.columns)
         dumps = json.dumps
-        features = [
-            dumps(dict(zip(columns, vals, strict=True)))
-            for vals in zip(*map(_jsonable, self.values), strict=True)
-        ]
         n = self.n_rows
+        if columns:
+            features = [
+                dumps(dict(zip(columns, vals, strict=True)))
+                for vals in zip(*map(_jsonable, self.values), strict=True)
+            ]
+        else:  # nothing to record but the prediction (e.g. an input that never parsed)
+            features = ["{}"] * n
         preds = [None] * n if self.predictions is None else [float(p) for p in self.predictions]
         ids = [None] * n if self.entity_ids is None else [_text(v) for v in self.entity_ids]
         times: list[str | None] = [None] * n
@@ -259,8 +262,23 @@ class PredictionLogWriter:
             except queue.Empty:
                 return items
 
+    def _rows(self, items: list[LoggedRequest]) -> list[dict[str, Any]]:
+        """Rows of every item; an item that cannot be serialised is counted and reported, not fatal
+        (an exception here would end the writer thread and stop the whole log)."""
+        rows: list[dict[str, Any]] = []
+        for it in items:
+            try:
+                rows.extend(it.rows())
+            except Exception as exc:
+                self.stats.rows_dropped += it.n_rows
+                self.stats.last_error = f"unserialisable request {it.request_id}: {type(exc).__name__}: {exc}"
+                log.error("prediction log: request not serialisable", error=self.stats.last_error)
+        return rows
+
     def _write(self, items: list[LoggedRequest]) -> bool:
-        rows = [r for it in items for r in it.rows()]
+        rows = self._rows(items)
+        if not rows:
+            return True
         try:
             with self._engine.begin() as conn:
                 conn.execute(PREDICTIONS.insert(), rows)
