@@ -52,9 +52,6 @@ class MicroBatcher:
         self.calls = 0
         self.rows = 0
 
-    def predict(self, columns: Sequence[str], arrays: Sequence[Any], n_rows: int) -> np.ndarray:
-        return self.submit(columns, arrays, n_rows).result()
-
     def submit(self, columns: Sequence[str], arrays: Sequence[Any], n_rows: int) -> Future[np.ndarray]:
         """Queue one request's rows; the future resolves to its predictions (or the model's error)."""
         fut: Future[np.ndarray] = Future()

@@ -95,12 +95,11 @@ class ServedModel:
             self.batcher = MicroBatcher(self.predict, f"v{self.version}")
         return self.batcher
 
-    def predict_columns(self, columns: Sequence[str], arrays: Sequence[Any], n_rows: int) -> np.ndarray:
-        """Predict validated columns through the model's micro-batcher (shared predict calls)."""
-        return self._batcher().submit(columns, arrays, n_rows).result()
-
     async def predict_async(self, columns: Sequence[str], arrays: Sequence[Any], n_rows: int) -> np.ndarray:
-        """As :meth:`predict_columns`, awaited on the event loop (no thread is held while waiting)."""
+        """Predict validated columns through the model's micro-batcher, awaited on the event loop.
+
+        No thread is held while waiting, and concurrent requests share predict calls.
+        """
         return await asyncio.wrap_future(self._batcher().submit(columns, arrays, n_rows))
 
     def close(self) -> None:
