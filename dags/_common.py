@@ -1,4 +1,4 @@
-"""Wiring shared by every DAG: asset definitions and default task arguments.
+"""Wiring shared by every DAG: asset definitions, default task arguments, the step runner.
 
 Only Airflow's light Task SDK is imported here; nothing from pipelines/ runs at
 parse time. The ``_`` prefix keeps this file from being read as a DAG file
@@ -8,7 +8,9 @@ can import it as ``_common``.
 
 from __future__ import annotations
 
+import importlib
 from datetime import timedelta
+from typing import Any
 
 import pendulum
 from airflow.sdk import Asset
@@ -26,3 +28,22 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(seconds=10),
     "retry_exponential_backoff": True,
 }
+
+
+def run_step(module: str, name: str, *args: Any, **kwargs: Any) -> Any:
+    """Call ``<module>.<name>``; an error the module's ``is_final(exc)`` calls final ends the task.
+
+    A rejected canary, a bad training window or a search space that does not fit fail the same
+    way on every try, so they raise ``AirflowFailException`` (no retries); anything else, such as
+    an unreachable registry or gateway, keeps Airflow's retries. The module is imported inside
+    the task, never at parse time.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    steps = importlib.import_module(module)
+    try:
+        return getattr(steps, name)(*args, **kwargs)
+    except Exception as exc:
+        if steps.is_final(exc):
+            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+        raise

@@ -27,25 +27,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from _common import CHALLENGER_MODEL, DEFAULT_ARGS, START_DATE
+from _common import CHALLENGER_MODEL, DEFAULT_ARGS, START_DATE, run_step
 from airflow.sdk import Param, dag, task
 
-
-def _step(name: str, *args: Any) -> Any:
-    """Call ``pipelines.canary.steps.<name>``; a verdict or an unsafe state fails without retries.
-
-    A rejected canary or an inconsistent release would fail the same way on every try; an
-    unreachable gateway or registry keeps Airflow's retries.
-    """
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from pipelines.canary import steps
-    from pipelines.canary.release import CanaryRejectedError, ReleaseError
-
-    try:
-        return getattr(steps, name)(*args)
-    except (CanaryRejectedError, ReleaseError, ValueError) as exc:
-        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+STEPS = "pipelines.canary.steps"  # each task is one call into this module (see _common.run_step)
 
 
 @dag(
@@ -72,27 +57,27 @@ def _step(name: str, *args: Any) -> Any:
 def automate_canary_release() -> None:
     @task
     def plan_release(params: Any = None, triggering_asset_events: Any = None) -> dict[str, Any]:
-        return _step("plan_step", params, triggering_asset_events)
+        return run_step(STEPS, "plan_step", params, triggering_asset_events)
 
     @task.branch
     def choose_path(plan: Any) -> str:
-        return _step("route_step", plan)
+        return run_step(STEPS, "route_step", plan)
 
     @task
     def rollback(params: Any = None) -> dict[str, Any]:
-        return _step("rollback_step", params)
+        return run_step(STEPS, "rollback_step", params)
 
     @task
     def pre_rollout_check(plan: Any) -> dict[str, Any]:
-        return _step("precheck_step", plan)
+        return run_step(STEPS, "precheck_step", plan)
 
     @task
     def traffic_steps(checked: Any) -> dict[str, Any]:
-        return _step("traffic_steps_step", checked)
+        return run_step(STEPS, "traffic_steps_step", checked)
 
     @task
     def promote(stepped: Any) -> dict[str, Any]:
-        return _step("promote_step", stepped)
+        return run_step(STEPS, "promote_step", stepped)
 
     plan = plan_release()
     checked = pre_rollout_check(plan)

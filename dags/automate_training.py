@@ -25,27 +25,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from _common import CHALLENGER_MODEL, DEFAULT_ARGS, START_DATE, VALIDATED_BATCH
+from _common import CHALLENGER_MODEL, DEFAULT_ARGS, START_DATE, VALIDATED_BATCH, run_step
 from airflow.sdk import Param, dag, task
 
-
-def _step(name: str, *args: Any, **kwargs: Any) -> Any:
-    """Call ``pipelines.training.steps.<name>``; a deterministic refusal fails without retries.
-
-    Bad windows, single-class data, a missing champion artifact... fail the same way on every
-    try, so they end the task at once; an unreachable tracking server keeps Airflow's retries.
-    """
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from pipelines.training import steps
-    from pipelines.training.errors import TrainingError
-
-    try:
-        return getattr(steps, name)(*args, **kwargs)
-    except TrainingError as exc:
-        if exc.retryable:
-            raise
-        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+STEPS = "pipelines.training.steps"  # each task is one call into this module (see _common.run_step)
 
 
 @dag(
@@ -70,35 +53,35 @@ def _step(name: str, *args: Any, **kwargs: Any) -> Any:
 def automate_training() -> None:
     @task.short_circuit
     def should_train(params: Any = None, triggering_asset_events: Any = None) -> bool:
-        return bool(_step("should_train_step", dict(params or {}), bool(triggering_asset_events)))
+        return bool(run_step(STEPS, "should_train_step", dict(params or {}), bool(triggering_asset_events)))
 
     @task
     def resolve_window(params: Any = None, triggering_asset_events: Any = None) -> dict[str, Any]:
-        return _step("resolve_window_step", dict(params or {}), bool(triggering_asset_events))
+        return run_step(STEPS, "resolve_window_step", dict(params or {}), bool(triggering_asset_events))
 
     @task
     def train(window: Any) -> dict[str, Any]:
-        return _step("train_step", window)
+        return run_step(STEPS, "train_step", window)
 
     @task
     def evaluate(trained: Any) -> dict[str, Any]:
-        return _step("evaluate_step", trained)
+        return run_step(STEPS, "evaluate_step", trained)
 
     @task
     def gate(evaluation: Any) -> dict[str, Any]:
-        return _step("gate_step", evaluation)
+        return run_step(STEPS, "gate_step", evaluation)
 
     @task
     def register(verdict: Any) -> dict[str, Any]:
-        return _step("register_step", verdict)
+        return run_step(STEPS, "register_step", verdict)
 
     @task.short_circuit
     def has_new_challenger(registration: Any) -> bool:
-        return bool(_step("has_new_challenger", registration))
+        return bool(run_step(STEPS, "has_new_challenger", registration))
 
     @task(outlets=[CHALLENGER_MODEL])
     def emit_challenger(registration: Any, outlet_events: Any = None) -> dict[str, Any]:
-        extra = _step("challenger_event_extra", registration)
+        extra = run_step(STEPS, "challenger_event_extra", registration)
         outlet_events[CHALLENGER_MODEL].extra = extra
         return extra
 

@@ -20,26 +20,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from _common import CHALLENGER_MODEL, DEFAULT_ARGS, START_DATE
+from _common import CHALLENGER_MODEL, DEFAULT_ARGS, START_DATE, run_step
 from airflow.sdk import Param, dag, task
 
-
-def _step(name: str, *args: Any) -> Any:
-    """Call ``pipelines.optimize.steps.<name>``; deterministic refusals fail without retries."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from pipelines.optimize import steps
-    from pipelines.optimize.tuning import TuningError
-    from pipelines.training.errors import TrainingError
-
-    try:
-        return getattr(steps, name)(*args)
-    except TuningError as exc:
-        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
-    except TrainingError as exc:
-        if exc.retryable:
-            raise
-        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+STEPS = "pipelines.optimize.steps"  # each task is one call into this module (see _common.run_step)
 
 
 @dag(
@@ -61,15 +45,15 @@ def _step(name: str, *args: Any) -> Any:
 def optimize_tuning() -> None:
     @task
     def tune(params: Any = None) -> dict[str, Any]:
-        return _step("tune_step", dict(params or {}))
+        return run_step(STEPS, "tune_step", dict(params or {}))
 
     @task.short_circuit
     def has_new_challenger(result: Any) -> bool:
-        return bool(_step("has_new_challenger", result))
+        return bool(run_step(STEPS, "has_new_challenger", result))
 
     @task(outlets=[CHALLENGER_MODEL])
     def emit_challenger(result: Any, outlet_events: Any = None) -> dict[str, Any]:
-        extra = _step("challenger_event_extra", result)
+        extra = run_step(STEPS, "challenger_event_extra", result)
         outlet_events[CHALLENGER_MODEL].extra = extra
         return extra
 

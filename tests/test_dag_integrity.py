@@ -14,6 +14,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 DAGS = REPO / "dags"
 DAG_FILES = sorted(p for p in DAGS.glob("*.py") if not p.name.startswith("_"))
@@ -72,3 +74,29 @@ def test_dag_files_do_not_import_heavy_libraries_at_top_level() -> None:
     assert set(found) == {str(p) for p in DAG_FILES}
     offenders = {Path(f).name: mods for f, mods in found.items() if mods}
     assert offenders == {}, f"DAG files importing heavy libraries at parse time: {offenders}"
+
+
+def test_run_step_ends_final_errors_and_keeps_retries_for_the_rest(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The shared task runner: a refusal that retrying cannot fix fails at once; others propagate."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.syspath_prepend(str(DAGS))
+    monkeypatch.setenv("MLOPS__PATHS__ROOT", str(tmp_path))
+    from _common import run_step
+
+    from pipelines.canary.release import ReleaseError
+    from pipelines.canary.steps import is_final as canary_final
+    from pipelines.optimize.steps import is_final as optimize_final
+    from pipelines.optimize.tuning import TuningError
+    from pipelines.training.errors import TrackingUnavailableError, WindowError
+    from pipelines.training.steps import is_final as training_final
+
+    with pytest.raises(AirflowFailException, match="WindowError: holdout batch '2099-02' is not published"):
+        run_step(
+            "pipelines.training.steps", "resolve_window_step", {"window": "2099-01", "holdout": "2099-02"}
+        )
+    assert training_final(WindowError("x")) and not training_final(TrackingUnavailableError("down"))
+    assert optimize_final(TuningError("x")) and not optimize_final(TrackingUnavailableError("down"))
+    assert canary_final(ReleaseError("x")) and not canary_final(ConnectionError("gateway down"))

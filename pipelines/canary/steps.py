@@ -11,6 +11,11 @@ from pipelines.canary import release
 from pipelines.config import load_settings
 
 
+def is_final(exc: BaseException) -> bool:
+    """A verdict or an unsafe release state: trying again cannot change it (no retries)."""
+    return isinstance(exc, release.CanaryRejectedError | release.ReleaseError | ValueError)
+
+
 def plan_step(params: dict[str, Any] | None, triggering_asset_events: Any = None) -> dict[str, Any]:
     params = dict(params or {})
     steps = params.get("steps") or None

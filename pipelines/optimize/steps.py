@@ -15,6 +15,14 @@ log = get_logger(__name__)
 REGISTRATION_KEYS = ("model_name", "version", "run_id", "alias", "verdict")
 
 
+def is_final(exc: BaseException) -> bool:
+    """A search space that does not fit, or a training refusal that retrying cannot fix."""
+    from pipelines.optimize.tuning import TuningError
+    from pipelines.training.steps import is_final as training_final
+
+    return isinstance(exc, TuningError) or training_final(exc)
+
+
 def _window(params: dict[str, Any]) -> Any:
     w = params.get("window")
     return None if w in (None, "", []) else w

@@ -133,6 +133,22 @@ def _child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def _spawn(
+    settings: Settings, cmd: list[str], log_path: Path, *, append: bool, detached: bool
+) -> subprocess.Popen[bytes]:
+    """Run the serving program with its output in ``log_path`` (the evidence a failure points to)."""
+    with log_path.open("ab" if append else "wb") as out:
+        return subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=REPO_ROOT,
+            env=_child_env(settings),
+            start_new_session=detached,
+        )
+
+
 def ensure_gateway(settings: Settings, timeout: float | None = None) -> str:
     """The base URL of this pipeline's healthy gateway, starting it in embedded mode if needed."""
     url = gateway_url(settings)
@@ -161,16 +177,8 @@ def ensure_gateway(settings: Settings, timeout: float | None = None) -> str:
             "--port",
             str(settings.serving.port),
         ]
-        with log_path.open("ab") as out:
-            proc = subprocess.Popen(
-                cmd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=REPO_ROOT,
-                env=_child_env(settings),
-                start_new_session=True,  # detached: outlives the task that started it
-            )
+        # Detached: the gateway outlives the task that started it.
+        proc = _spawn(settings, cmd, log_path, append=True, detached=True)
         write_json_atomic(
             _pid_file(settings),
             {"pid": proc.pid, "url": url, "cmd": cmd, "started_at": time.time(), "log": str(log_path)},
@@ -312,15 +320,7 @@ def start_instance(settings: Settings, version: str, timeout: float | None = Non
     log_path.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pipelines.serving", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--model-version", str(version)]
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=REPO_ROOT,
-            env=_child_env(settings),
-        )
+    proc = _spawn(settings, cmd, log_path, append=False, detached=False)
     inst = Instance(url=url, kind="subprocess", version=str(version), handle=proc, log_path=log_path)
     inst.details = {"port": port, "pid": proc.pid, "log": str(log_path)}
     try:

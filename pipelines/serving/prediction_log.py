@@ -351,6 +351,29 @@ def _frame(conn_result: sa.CursorResult[Any]) -> pd.DataFrame:
     return pd.DataFrame(conn_result.fetchall(), columns=list(conn_result.keys()))
 
 
+def _filtered(
+    q: sa.Select[Any],
+    ts_from: str | None,
+    ts_to: str | None,
+    event_from: str | None,
+    event_to: str | None,
+    variant: str | None,
+    model_version: str | int | None,
+) -> sa.Select[Any]:
+    """The prediction-row filters both readers share: half-open time windows, variant, version."""
+    p = PREDICTIONS
+    for col, lo, hi in ((p.c.ts, ts_from, ts_to), (p.c.event_time, event_from, event_to)):
+        if lo is not None:
+            q = q.where(col >= to_utc_iso(lo))
+        if hi is not None:
+            q = q.where(col < to_utc_iso(hi))
+    if variant is not None:
+        q = q.where(p.c.variant == variant)
+    if model_version is not None:
+        q = q.where(p.c.model_version == str(model_version))
+    return q
+
+
 def read_predictions(
     settings: Settings,
     *,
@@ -373,20 +396,7 @@ def read_predictions(
     the feature columns parsed from the JSON.
     """
     t = PREDICTIONS
-    q = sa.select(t)
-    windows: list[tuple[Any, str | None, str | None]] = [
-        (t.c.ts, ts_from, ts_to),
-        (t.c.event_time, event_from, event_to),
-    ]
-    for col, lo, hi in windows:
-        if lo is not None:
-            q = q.where(col >= to_utc_iso(lo))
-        if hi is not None:
-            q = q.where(col < to_utc_iso(hi))
-    if variant is not None:
-        q = q.where(t.c.variant == variant)
-    if model_version is not None:
-        q = q.where(t.c.model_version == str(model_version))
+    q = _filtered(sa.select(t), ts_from, ts_to, event_from, event_to, variant, model_version)
     if not include_errors:
         q = q.where(t.c.error.is_(None))
     q = q.order_by(t.c.ts.desc()).limit(latest) if latest is not None else q.order_by(t.c.ts)
@@ -510,19 +520,7 @@ def read_labelled(
         .join(lab, p.c.entity_id == lab.c.entity_id)
         .where(p.c.error.is_(None), p.c.prediction.is_not(None))
     )
-    windows: list[tuple[Any, str | None, str | None]] = [
-        (p.c.ts, ts_from, ts_to),
-        (p.c.event_time, event_from, event_to),
-    ]
-    for col, lo, hi in windows:
-        if lo is not None:
-            q = q.where(col >= to_utc_iso(lo))
-        if hi is not None:
-            q = q.where(col < to_utc_iso(hi))
-    if variant is not None:
-        q = q.where(p.c.variant == variant)
-    if model_version is not None:
-        q = q.where(p.c.model_version == str(model_version))
+    q = _filtered(q, ts_from, ts_to, event_from, event_to, variant, model_version)
     if available_before is not None:
         q = q.where(lab.c.available_at < to_utc_iso(available_before))
     q = q.order_by(p.c.ts.desc()).limit(latest) if latest is not None else q.order_by(p.c.ts)

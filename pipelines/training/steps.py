@@ -14,6 +14,14 @@ from pipelines.observability import get_logger, log_context
 log = get_logger(__name__)
 
 
+def is_final(exc: BaseException) -> bool:
+    """Bad windows, single-class data, a missing champion artifact... fail the same way on every
+    try; an unreachable tracking server (a retryable TrainingError) is worth Airflow's retries."""
+    from pipelines.training.errors import TrainingError
+
+    return isinstance(exc, TrainingError) and not exc.retryable
+
+
 def should_train_step(params: dict[str, Any] | None, asset_triggered: bool) -> bool:
     from pipelines.training.policy import should_train
 
