@@ -54,6 +54,10 @@ def traffic(
             "prediction": np.where(failed, np.nan, score),
             "latency_ms": rng.gamma(4.0, latency / 4.0, size=n),
             "error": np.where(failed, "RuntimeError: boom", None),
+            # Completion times 20 ms apart (50 requests/s per variant).
+            "ts": pd.date_range("2026-01-01", periods=n, freq="20ms", tz="UTC").strftime(
+                "%Y-%m-%dT%H:%M:%S.%f+00:00"
+            ),
         }
     )
 
@@ -142,6 +146,24 @@ def test_a_slow_canary_fails_but_a_slow_host_does_not() -> None:
     lat = next(c for c in tail.checks if c.name == "latency").figures
     assert lat["canary_slower_pvalue"] < 0.01 and lat["p99_ratio"] < 1.5
     assert status(tail, "latency") == "warn", tail.reason
+
+
+def test_one_stall_counts_once_but_repeated_slow_requests_fail() -> None:
+    """Four requests held up by one 220 ms pause finish together: one event, not four."""
+    rng = np.random.default_rng(11)
+    champion = traffic(2000, rng)
+    canary = traffic(250, rng)
+    canary.loc[100:103, "latency_ms"] = [214.0, 227.0, 220.0, 220.0]
+    base = pd.Timestamp(canary.loc[100, "ts"])
+    canary.loc[100:103, "ts"] = [(base + pd.Timedelta(milliseconds=k * 4)).isoformat() for k in range(4)]
+    stalled = run(canary, champion, cfg())
+    lat = next(c for c in stalled.checks if c.name == "latency").figures
+    assert lat["stall_requests_merged"] == 3 and lat["requests"] == 250
+    assert status(stalled, "latency") != "fail", stalled.reason
+    # The same four slow requests a second apart are four events: the canary is to blame.
+    canary.loc[100:103, "ts"] = [(base + pd.Timedelta(seconds=k)).isoformat() for k in range(4)]
+    spread = run(canary, champion, cfg())
+    assert status(spread, "latency") == "fail", spread.reason
 
 
 def test_a_shift_holds_until_labels_judge_it() -> None:

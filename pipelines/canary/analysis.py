@@ -16,7 +16,8 @@ verdict is ``success``, ``failed`` or ``inconclusive``:
   is slow, and rolling the canary back would not fix it. (The ratio matters: on a
   busy host the variant with less traffic has a heavier tail for an identical
   model, its predictor thread being cold; in the demo a significantly *better*
-  model was once rolled back on a 1.1x p99.)
+  model was once rolled back on a 1.1x p99.) Over-SLO requests that complete
+  together count once (:func:`latency_sample`): they were held up by one pause.
 * **shift** (the whole release so far): two-sample Kolmogorov-Smirnov test of the
   canary's predictions against the champion's. Only a shift that is significant
   (``p < shift_alpha``) *and* large (``D > shift_max_statistic``) counts. A retrained
@@ -57,6 +58,8 @@ MIN_SHIFT_ROWS = 50
 # Served vs re-scored prediction of the same row: float64 JSON round-trips exactly, so any
 # real difference means the logged features are not what the model saw.
 REPLAY_TOLERANCE = 1e-6
+# Over-SLO requests completing this close together were stuck in the same pause (one event).
+STALL_WINDOW_S = 0.05
 
 
 @dataclass
@@ -114,6 +117,38 @@ def per_request(df: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
 
 
+def latency_sample(df: pd.DataFrame, slo_ms: float) -> tuple[np.ndarray, int]:
+    """Per-request latencies with each *stall* counted once, and how many requests were merged.
+
+    Requests over the SLO that complete within ``STALL_WINDOW_S`` of the first of them
+    were held up by the same pause (a GC, a log flush, a busy host, one slow batched
+    predict call): one event, not independent evidence. Counting each of them made four
+    requests stuck in a single 220 ms pause "significantly" slower than the champion.
+    Only the slowest of each burst is kept. Bursts are bounded by that window, never
+    chained, so a canary that is slow all the time still yields a burst every window and
+    nearly every kept request of it is over the SLO. Without a ``ts`` column nothing is merged.
+    """
+    req = per_request(df)
+    lat = req["latency_ms"].to_numpy(dtype=float)
+    if "ts" not in df.columns or lat.size == 0:
+        return lat, 0
+    done = pd.to_datetime(df.groupby("request_id", sort=False)["ts"].first(), utc=True, format="ISO8601")
+    t = (done - done.min()).dt.total_seconds().to_numpy()
+    over = np.flatnonzero(lat > slo_ms)
+    if over.size < 2:
+        return lat, 0
+    over = over[np.argsort(t[over], kind="stable")]
+    keep = np.ones(lat.size, dtype=bool)
+    keep[over] = False
+    start = 0
+    while start < over.size:
+        end = int(np.searchsorted(t[over], t[over[start]] + STALL_WINDOW_S, side="right"))
+        members = over[start:end]
+        keep[members[np.argmax(lat[members])]] = True
+        start = end
+    return lat[keep], int(lat.size - keep.sum())
+
+
 def check_errors(canary_step: pd.DataFrame, cfg: CanaryConfig) -> Check:
     req = per_request(canary_step)
     n = len(req)
@@ -160,16 +195,17 @@ def two_proportion_greater(x1: int, n1: int, x2: int, n2: int) -> float:
 
 def check_latency(canary_step: pd.DataFrame, champion: pd.DataFrame, cfg: CanaryConfig) -> Check:
     """p99 vs the SLO; a breach the champion shares (an overloaded host) is only a warning."""
-    lat = per_request(canary_step)["latency_ms"].to_numpy(dtype=float)
-    champ = per_request(champion)["latency_ms"].to_numpy(dtype=float)
-    n, m = lat.size, champ.size
     slo = cfg.latency_p99_slo_ms
+    lat, merged = latency_sample(canary_step, slo)
+    champ, champ_merged = latency_sample(champion, slo)
+    n, m = lat.size, champ.size
+    requests = n + merged  # the sample-size gates count requests; the statistics count events
     p50 = float(np.percentile(lat, 50)) if n else None
     p99 = float(np.percentile(lat, 99)) if n else None
     over, champ_over = int((lat > slo).sum()), int((champ > slo).sum())
     pvalue = two_proportion_greater(over, n, champ_over, m) if m >= 20 else 0.0
     figs = {
-        "requests": n,
+        "requests": requests,
         "p50_ms": _r(p50, 2),
         "p99_ms": _r(p99, 2),
         "slo_p99_ms": slo,
@@ -178,6 +214,8 @@ def check_latency(canary_step: pd.DataFrame, champion: pd.DataFrame, cfg: Canary
         "champion_p99_ms": _r(float(np.percentile(champ, 99)), 2) if m else None,
         "champion_over_slo_share": _r(champ_over / m) if m else None,
         "canary_slower_pvalue": _r(pvalue, 6),
+        "stall_requests_merged": merged,
+        "champion_stall_requests_merged": champ_merged,
         "alpha": cfg.latency_alpha,
     }
     # "Slower than the champion" = a larger share of its requests breaks the SLO, significantly,
@@ -187,13 +225,16 @@ def check_latency(canary_step: pd.DataFrame, champion: pd.DataFrame, cfg: Canary
     figs["p99_ratio"] = _r(ratio, 3)
     figs["max_ratio"] = cfg.latency_max_ratio
     canary_to_blame = pvalue < cfg.latency_alpha and (ratio is None or ratio > cfg.latency_max_ratio)
-    if n >= 20 and p50 is not None and p50 > slo and canary_to_blame:
+    if requests >= 20 and p50 is not None and p50 > slo and canary_to_blame:
         return Check(
             "latency", "fail", f"median latency {p50:.1f} ms already exceeds the p99 SLO {slo:.0f} ms", figs
         )
-    if n < cfg.latency_min_samples:
+    if requests < cfg.latency_min_samples:
         return Check(
-            "latency", "insufficient", f"{n}/{cfg.latency_min_samples} canary requests for a p99", figs
+            "latency",
+            "insufficient",
+            f"{requests}/{cfg.latency_min_samples} canary requests for a p99",
+            figs,
         )
     assert p99 is not None
     if p99 > slo and not canary_to_blame:
