@@ -28,10 +28,10 @@ lock:  ## re-resolve requirements.lock from pyproject.toml
 	uv pip compile pyproject.toml --extra dev --python-version $(PY_VERSION) -o requirements.lock
 
 demo: venv  ## the main job on embedded defaults (SQLite, local files): the full 2013 loop
-	$(PY) -m pipelines.demo
+	$(PY) -m pipelines.replay.demo
 
 demo-quick: venv  ## a short replay (a few months) for a quick look
-	$(PY) -m pipelines.demo --quick
+	$(PY) -m pipelines.replay.demo --quick
 
 lint: venv  ## ruff (incl. Airflow AIR rules)
 	$(VENV)/bin/ruff check dags pipelines tests benchmarks

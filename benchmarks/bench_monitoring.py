@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from pipelines.config import load_settings
-    from pipelines.data.source import batch_ids, load_source
+    from pipelines.core.periods import batch_ids
+from pipelines.data.source import load_source
 
     settings = load_settings()
     contract, cfg = settings.dataset, settings.monitoring

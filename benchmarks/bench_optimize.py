@@ -43,8 +43,8 @@ def timed(label: str, fn: Callable[[], Any], table: list[tuple[str, float, float
 
 
 def log_traffic(settings: Any) -> int:
+    from pipelines.core.predlog import LoggedRequest, PredictionLogWriter, log_url
     from pipelines.data.validated import load_batches
-    from pipelines.serving.prediction_log import LoggedRequest, PredictionLogWriter, log_url
 
     c = settings.dataset
     df = load_batches(settings, BATCHES)[[c.id.column, c.event_time]]

@@ -8,7 +8,7 @@ can import it as ``_common``.
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -30,20 +30,39 @@ DEFAULT_ARGS = {
 }
 
 
-def run_step(module: str, name: str, *args: Any, **kwargs: Any) -> Any:
-    """Call ``<module>.<name>``; an error the module's ``is_final(exc)`` calls final ends the task.
+def call(step: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run one step: JSON from XCom in, the step's typed contracts rebuilt, JSON out.
 
-    A rejected canary, a bad training window or a search space that does not fit fail the same
-    way on every try, so they raise ``AirflowFailException`` (no retries); anything else, such as
-    an unreachable registry or gateway, keeps Airflow's retries. The module is imported inside
-    the task, never at parse time.
+    ``step`` is a direct reference (``from pipelines.training import steps`` inside the task, then
+    ``call(steps.train, window)``), so go-to-definition and mypy follow it, and nothing from
+    ``pipelines/`` is imported at parse time. An error the kernel calls final
+    (``pipelines.core.errors.is_final``: a rejected batch or canary, a bad window, a malformed id)
+    fails the task at once with ``AirflowFailException``, since every retry would fail the same
+    way; anything else, such as an unreachable registry or gateway, keeps Airflow's retries.
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    steps = importlib.import_module(module)
+    from pipelines.core.contracts import invoke
+    from pipelines.core.errors import is_final
+
     try:
-        return getattr(steps, name)(*args, **kwargs)
+        return invoke(step, *args, **kwargs)
     except Exception as exc:
-        if steps.is_final(exc):
+        if is_final(exc):
             raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
         raise
+
+
+def event_extras(triggering_asset_events: Any) -> list[dict[str, Any]]:
+    """The ``extra`` of every triggering asset event, oldest first, as plain dicts.
+
+    Steps receive these instead of Airflow's event objects, so they stay testable without Airflow.
+    An empty list means the run was not started by an asset event.
+    """
+    if not triggering_asset_events:
+        return []
+    return [
+        dict(getattr(ev, "extra", None) or {})
+        for events in triggering_asset_events.values()
+        for ev in events or []
+    ]

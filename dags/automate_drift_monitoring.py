@@ -19,7 +19,7 @@
 
 Bad evidence (no predictions, labels that never arrive, corrupted log rows, an Evidently
 failure) yields a recorded `no_decision` with the reason — never a retrain, never a silent pass.
-Failures of any task alert through `pipelines.alerts.AlertNotifier` (imported on failure only).
+Failures of any task alert through `pipelines.core.alerts.AlertNotifier` (imported on failure only).
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ from airflow.sdk import Param, dag, task
 
 
 def _alert_on_failure(context: Any) -> None:
-    """Alert through ``pipelines.alerts.AlertNotifier``, imported only when a task fails.
+    """Alert through ``pipelines.core.alerts.AlertNotifier``, imported only when a task fails.
 
     A module-level notifier imported the alerting stack (pydantic settings, ~0.09 s) on every
     parse. This file's remaining ~0.5 s of own parse time is the standard provider's
     ``TriggerDagRunOperator`` import, which the retrain hand-off needs.
     """
-    from pipelines.alerts import AlertNotifier
+    from pipelines.core.alerts import AlertNotifier
 
     AlertNotifier(kind="task_failure")(context)
 

@@ -383,7 +383,7 @@ class ServingConfig(_Section):
     prediction_log_url: str = Field(
         default="",
         description="SQLAlchemy URL of the prediction log. Empty = "
-        "sqlite:///<paths.root>/serving/prediction_log.db (see pipelines.serving.prediction_log).",
+        "sqlite:///<paths.root>/serving/prediction_log.db (see pipelines.core.predlog).",
     )
     log_flush_ms: int = Field(
         default=200, ge=1, description="The background log writer flushes at least this often."

@@ -161,7 +161,7 @@ def build_env(settings: Any, published_batches: list[dict]) -> MonitoringEnv:
 
 def move_to_window(frame: pd.DataFrame, contract: Any, source: str, target: str) -> pd.DataFrame:
     """Shift rows of batch ``source`` in business time so they fall in batch ``target``."""
-    from pipelines.monitoring.windows import parse_window
+    from pipelines.core.periods import parse_window
 
     src = parse_window(source, contract.batch_frequency, contract.event_timezone)
     dst = parse_window(target, contract.batch_frequency, contract.event_timezone)
@@ -192,7 +192,7 @@ def serve(
     chunk: int = 2000,
 ) -> int:
     """Write the rows as served predictions of the champion, and their labels (delayed)."""
-    from pipelines.serving.prediction_log import (
+    from pipelines.core.predlog import (
         PREDICTIONS,
         LoggedRequest,
         engine_for,

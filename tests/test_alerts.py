@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.observability import read_events
+from pipelines.core.observability import read_events
 
 
 def _free_port() -> int:
@@ -70,7 +70,7 @@ def receiver() -> Iterator[Receiver]:
 def test_send_alert_posts_the_payload_and_records_it(
     isolated_settings: Any, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipelines.alerts import send_alert
+    from pipelines.core.alerts import send_alert
 
     monkeypatch.setenv("MLOPS_ALERT_WEBHOOK_URL", receiver.url)
     out = send_alert(
@@ -101,7 +101,7 @@ def test_send_alert_posts_the_payload_and_records_it(
 def test_without_webhook_the_alert_goes_to_the_log_and_the_record(
     isolated_settings: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pipelines.alerts import send_alert
+    from pipelines.core.alerts import send_alert
 
     monkeypatch.delenv("MLOPS_ALERT_WEBHOOK_URL", raising=False)
     out = send_alert(isolated_settings, "rollback", "canary v7 rolled back: p99 over SLO", severity="error")
@@ -114,7 +114,7 @@ def test_without_webhook_the_alert_goes_to_the_log_and_the_record(
 def test_webhook_errors_are_retried_then_reported_never_raised(
     isolated_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipelines.alerts import send_alert
+    from pipelines.core.alerts import send_alert
 
     flaky = Receiver(fail_first=1)
     try:

@@ -76,7 +76,7 @@ def served(env: Any) -> dict[str, Any]:
 
 
 def events(env: Any, kind: str) -> list[dict[str, Any]]:
-    from pipelines.observability import read_events
+    from pipelines.core.observability import read_events
 
     return read_events(env.paths.events, kind)
 
@@ -276,8 +276,8 @@ def test_rollback_param_aborts_a_running_canary(env: Any, world: World, dagbag: 
 
 
 def test_prediction_log_holds_the_release_traffic(env: Any, world: World) -> None:
+    from pipelines.core.predlog import read_labelled, read_predictions
     from pipelines.serving.launcher import ensure_gateway, stop_gateway
-    from pipelines.serving.prediction_log import read_labelled, read_predictions
 
     url = ensure_gateway(env)
     assert ensure_gateway(env) == url  # healthy gateway reused, no second process

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from monitoring_env import HOLDOUT, MonitoringEnv, build_env, move_to_window, resample, serve
 
-from pipelines.observability import read_events, record_event
+from pipelines.core.observability import read_events, record_event
 
 
 @pytest.fixture(scope="session")
@@ -170,7 +170,7 @@ def test_no_predictions_is_recorded_no_decision(env: MonitoringEnv) -> None:
 
 
 def test_corrupted_log_row_is_recorded_no_decision(env: MonitoringEnv) -> None:
-    from pipelines.serving.prediction_log import PREDICTIONS, engine_for, log_url
+    from pipelines.core.predlog import PREDICTIONS, engine_for, log_url
 
     settings = env.scenario("corrupt")
     frame = shifted(month(env, "2014-10", seed=5), "sched_dep_time", 300)  # drifted, too

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from monitoring_env import HOLDOUT, MonitoringEnv, build_env, move_to_window, resample, serve
 
-from pipelines.observability import read_events
+from pipelines.core.observability import read_events
 
 pytestmark = pytest.mark.integration
 

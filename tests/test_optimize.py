@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from pipelines.config import ModelFamily, Settings, load_settings
-from pipelines.observability import read_events, record_event, write_json_atomic
+from pipelines.core.observability import read_events, record_event, write_json_atomic
 from pipelines.optimize.capacity import (
     covered_tail,
     forecast_next_period,
@@ -177,8 +177,8 @@ def test_tuning_respects_budget_and_winner_goes_through_the_gate(
 def _log_business_traffic(settings: Settings, batch_ids: list[str]) -> int:
     """The prediction log of a replay that scored every flight once, written by the gateway's own
     log writer: one request per flight, business time = the flight's scheduled hour."""
+    from pipelines.core.predlog import LoggedRequest, PredictionLogWriter, log_url
     from pipelines.data.validated import load_batches
-    from pipelines.serving.prediction_log import LoggedRequest, PredictionLogWriter, log_url
 
     c = settings.dataset
     df = load_batches(settings, batch_ids)[[c.id.column, c.event_time]]
@@ -511,7 +511,7 @@ def test_scorecard_matches_a_known_sequence_of_records(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- DAG wiring
 def test_optimize_dags_run_budget_zero_tuning_and_the_scorecard(opt: Settings, dagbag: Any) -> None:
-    from pipelines.orchestration import run_dag
+    from pipelines.replay.orchestration import run_dag
 
     rec = run_dag(dagbag.dags["optimize_tuning"], {"budget_seconds": 0}, xcom_tasks=("tune",))
     assert rec.ok, rec.task_states

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 
-from pipelines.serving.prediction_log import LoggedRequest, PredictionLogWriter
+from pipelines.core.predlog import LoggedRequest, PredictionLogWriter
 
 
 def _request(rid: str, columns: list[str], values: list[list[object]], n: int) -> LoggedRequest:

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from pipelines.config import load_settings
+from pipelines.core.observability import read_events
+from pipelines.core.periods import batch_ids
 from pipelines.data.landing import current_landed, land_batch, land_file
-from pipelines.data.source import batch_ids
 from pipelines.data.validated import list_published, published
-from pipelines.observability import read_events
 from pipelines.quality import (
     PASSED_WITH_WARNINGS,
     REJECTED,

@@ -270,7 +270,7 @@ def test_canary_that_fails_to_load_is_refused_and_recorded(
 def test_raising_canary_is_answered_by_the_champion_and_counted(
     gw: Running, env: Any, world: World, rows: list[dict]
 ) -> None:
-    from pipelines.serving.prediction_log import read_predictions
+    from pipelines.core.predlog import read_predictions
 
     resp = gw.http.post(
         "/admin/canary", json={"version": world.versions.raising, "weight": 100}, headers=AUTH
@@ -347,7 +347,7 @@ def test_split_converges_to_the_configured_weight(gw: Running, world: World, row
 
 # --------------------------------------------------------------------------- state, log, labels
 def test_routing_state_and_prediction_log_survive_a_restart(env: Any, world: World, rows: list[dict]) -> None:
-    from pipelines.serving.prediction_log import read_predictions
+    from pipelines.core.predlog import read_predictions
 
     first = Running(env, PORT_NO_TOKEN)
     try:
@@ -374,7 +374,7 @@ def test_routing_state_and_prediction_log_survive_a_restart(env: Any, world: Wor
 
 
 def test_labels_join_predictions_on_the_entity_id(gw: Running, env: Any, rows: list[dict]) -> None:
-    from pipelines.serving.prediction_log import read_labelled, read_labels
+    from pipelines.core.predlog import read_labelled, read_labels
 
     id_col = env.dataset.id.column
     sample = rows[30:40]

@@ -20,9 +20,9 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from pipelines.config import PathsConfig, Settings, load_settings
+from pipelines.core.observability import read_events
 from pipelines.data.validated import MARKER, load_batches, validated_dir
-from pipelines.observability import read_events
-from pipelines.orchestration import run_dag
+from pipelines.replay.orchestration import run_dag
 from pipelines.training.errors import (
     ChampionUnavailableError,
     TrackingUnavailableError,

@@ -1,6 +1,6 @@
 """Canary analysis: is the canary worse than the champion, on the service and on the model?
 
-Inputs are prediction-log frames (see :mod:`pipelines.serving.prediction_log`); the
+Inputs are prediction-log frames (see :mod:`pipelines.core.predlog`); the
 verdict is ``success``, ``failed`` or ``inconclusive``:
 
 * **errors** (this step's window): the canary's request error rate. It fails as soon

@@ -37,10 +37,10 @@ import pandas as pd
 
 from pipelines.canary.analysis import MIN_SHIFT_ROWS, Analysis, analyse
 from pipelines.config import Settings
-from pipelines.observability import get_logger, log_context, record_event, write_json_atomic
+from pipelines.core.observability import get_logger, log_context, record_event, write_json_atomic
+from pipelines.core.predlog import read_labelled, read_predictions, utc_now_iso
 from pipelines.serving.client import GatewayClient, GatewayError, admin_token
 from pipelines.serving.launcher import GatewayStartError, ensure_gateway, start_instance
-from pipelines.serving.prediction_log import read_labelled, read_predictions, utc_now_iso
 
 log = get_logger(__name__)
 
@@ -398,7 +398,7 @@ def paired_scores(
     Returns the frame :func:`pipelines.canary.analysis.check_quality` reads and, per
     variant, the error that stopped its model from scoring (then its column is NaN).
     """
-    from pipelines.serving.prediction_log import PREDICTION_COLUMNS
+    from pipelines.core.predlog import PREDICTION_COLUMNS
     from pipelines.training.features import coerce_features
 
     frame = pd.DataFrame(
@@ -793,7 +793,7 @@ def run_release(
 
 def _step_verdicts(settings: Settings, plan: dict[str, Any]) -> list[dict[str, Any]]:
     """Per-stage verdicts of this release attempt, from the recorded canary_step events."""
-    from pipelines.observability import read_events
+    from pipelines.core.observability import read_events
 
     key = plan.get("release_key")
     if not key:

@@ -24,8 +24,9 @@ from typing import Any
 import pandas as pd
 
 from pipelines.config import Settings
-from pipelines.data.source import batch_ids, load_source
-from pipelines.observability import get_logger, write_json_atomic
+from pipelines.core.observability import get_logger, write_json_atomic
+from pipelines.core.periods import batch_ids
+from pipelines.data.source import load_source
 
 log = get_logger(__name__)
 

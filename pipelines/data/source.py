@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.config import DatasetContract
+from pipelines.core.periods import local_time
 
 _OPS = {"gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}
 
@@ -42,24 +43,6 @@ def resolve_path(path: str, base: Path | None = None) -> Path:
     if not resolved.is_file():
         raise SourceError(f"source file not found: {resolved} (from {path!r})")
     return resolved
-
-
-def local_time(event_time: pd.Series, timezone: str) -> pd.Series:
-    """Event times as tz-aware timestamps in the contract's zone (naive input is taken as UTC)."""
-    return pd.to_datetime(event_time, utc=True).dt.tz_convert(timezone)
-
-
-def batch_ids(event_time: pd.Series, frequency: str, timezone: str = "UTC") -> pd.Series:
-    """Stable batch id of each row: 2013-01 (month), 2013-W05 (ISO week) or 2013-01-05 (day)."""
-    ts = local_time(event_time, timezone)
-    if frequency == "month":
-        return ts.dt.strftime("%Y-%m")
-    if frequency == "week":
-        iso = ts.dt.isocalendar()
-        return iso["year"].astype(str) + "-W" + iso["week"].astype(str).str.zfill(2)
-    if frequency == "day":
-        return ts.dt.strftime("%Y-%m-%d")
-    raise SourceError(f"unknown batch frequency {frequency!r}")
 
 
 def load_source(contract: DatasetContract, base: Path | None = None) -> pd.DataFrame:

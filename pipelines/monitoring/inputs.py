@@ -1,6 +1,6 @@
 """A window's evidence from the prediction log: served features, predictions, matured labels.
 
-Read through the serving component's helpers (``pipelines.serving.prediction_log``),
+Read through the serving component's helpers (``pipelines.core.predlog``),
 which own the schema. Rows are checked here rather than trusted: an unreadable
 features JSON, a feature value of the wrong type, or a missing prediction makes a
 row *corrupt*; corrupt rows are counted and quoted (request ids), never silently
@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Settings
-from pipelines.monitoring.windows import Window
-from pipelines.serving.prediction_log import log_url, read_labelled, read_predictions, to_utc_iso
+from pipelines.core.periods import Window
+from pipelines.core.predlog import log_url, read_labelled, read_predictions, to_utc_iso
 
 
 @dataclass

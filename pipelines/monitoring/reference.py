@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Settings
+from pipelines.core.observability import get_logger
 from pipelines.data.validated import load_batches, published
-from pipelines.observability import get_logger
 
 log = get_logger(__name__)
 

@@ -25,8 +25,8 @@ from typing import Any
 import pandas as pd
 
 from pipelines.config import DriftTest, Settings
+from pipelines.core.observability import write_json_atomic
 from pipelines.monitoring.policy import ColumnDrift
-from pipelines.observability import write_json_atomic
 
 PREDICTION = "prediction"
 TARGET = "target"

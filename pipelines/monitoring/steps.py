@@ -33,6 +33,8 @@ from typing import Any
 import pandas as pd
 
 from pipelines.config import Settings
+from pipelines.core.observability import get_logger, log_context, read_events, record_event, write_json_atomic
+from pipelines.core.periods import Window, as_of_iso, parse_window
 from pipelines.data.validated import list_published
 from pipelines.monitoring.policy import (
     Decision,
@@ -44,8 +46,6 @@ from pipelines.monitoring.policy import (
     decide,
 )
 from pipelines.monitoring.reference import Reference, Scorer
-from pipelines.monitoring.windows import Window, as_of_iso, parse_window
-from pipelines.observability import get_logger, log_context, read_events, record_event, write_json_atomic
 
 log = get_logger(__name__)
 
@@ -326,7 +326,7 @@ def _alert_on_drift(settings: Settings, result: WindowResult) -> None:
         drifted.append(result.prediction_drift.describe())
     if not drifted:
         return
-    from pipelines.alerts import send_alert
+    from pipelines.core.alerts import send_alert
 
     send_alert(
         settings,
@@ -449,7 +449,7 @@ def _take_lock(settings: Settings, window_id: str) -> None:
 
 
 def _alert_on_decision(settings: Settings, decision: Decision, doc: dict[str, Any]) -> None:
-    from pipelines.alerts import Severity, send_alert
+    from pipelines.core.alerts import Severity, send_alert
 
     severity: Severity = "info" if decision.action == "no_retrain" else "warning"
     if decision.action == "no_retrain" and decision.violated:

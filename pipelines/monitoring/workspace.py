@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import Settings
-from pipelines.observability import get_logger, write_json_atomic
+from pipelines.core.observability import get_logger, write_json_atomic
 
 log = get_logger(__name__)
 

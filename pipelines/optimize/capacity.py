@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Settings
-from pipelines.observability import get_logger
+from pipelines.core.observability import get_logger
 
 log = get_logger(__name__)
 
@@ -268,7 +268,7 @@ def request_series(settings: Settings, source: str = "prediction_log") -> tuple[
         times = load_batches(settings, batches)[contract.event_time] if batches else pd.Series(dtype=str)
         info.update(batches=batches, rows=len(times), rows_per_request=1.0)
     else:
-        from pipelines.serving.prediction_log import read_predictions
+        from pipelines.core.predlog import read_predictions
 
         df = read_predictions(settings, include_errors=False)
         times = df["event_time"].dropna()
@@ -320,7 +320,7 @@ def plan_capacity(
     Every missing input gives a stated reason instead of a number: too little log
     ("not enough data"), no model version to load-test, a load test that failed.
     """
-    from pipelines.observability import record_event, write_json_atomic
+    from pipelines.core.observability import record_event, write_json_atomic
 
     cap = settings.optimize.capacity
     series_all, info = request_series(settings, source)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pipelines.observability import get_logger
+from pipelines.core.observability import get_logger
 
 log = get_logger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.config import Settings
-from pipelines.observability import get_logger
+from pipelines.core.observability import get_logger
 
 log = get_logger(__name__)
 

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import ModelFamily, Settings
-from pipelines.observability import get_logger, log_context, record_event, write_json_atomic
+from pipelines.core.observability import get_logger, log_context, record_event, write_json_atomic
 from pipelines.optimize.cost import measure_resources
 from pipelines.optimize.pareto import Objective, pareto_front, select
 from pipelines.optimize.tuning import _optimize_experiment, inner_split, report_dir

@@ -23,7 +23,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipelines.observability import get_logger
+from pipelines.core.observability import get_logger
 
 log = get_logger(__name__)
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import REPO_ROOT, Settings
-from pipelines.observability import get_logger, read_events, write_json_atomic
+from pipelines.core.observability import get_logger, read_events, write_json_atomic
 
 log = get_logger(__name__)
 
@@ -413,7 +413,7 @@ def readiness(
     try:
         import sqlalchemy as sa
 
-        from pipelines.serving.prediction_log import engine_for, log_url, read_labels
+        from pipelines.core.predlog import engine_for, log_url, read_labels
 
         with engine_for(log_url(settings)).connect() as conn:
             n_pred = conn.execute(sa.text("SELECT COUNT(*) FROM predictions")).scalar_one()

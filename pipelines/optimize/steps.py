@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipelines.config import load_settings
-from pipelines.observability import get_logger
+from pipelines.core.observability import get_logger
 
 log = get_logger(__name__)
 REGISTRATION_KEYS = ("model_name", "version", "run_id", "alias", "verdict")

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.config import SearchDim, Settings
-from pipelines.observability import get_logger, log_context, read_events, record_event, write_json_atomic
+from pipelines.core.observability import get_logger, log_context, read_events, record_event, write_json_atomic
 from pipelines.optimize.cost import cost_metrics, measure_resources
 
 log = get_logger(__name__)

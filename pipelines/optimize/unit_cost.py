@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from pipelines.config import Settings
-from pipelines.observability import get_logger, record_event, write_json_atomic
+from pipelines.core.observability import get_logger, record_event, write_json_atomic
 from pipelines.optimize.cost import cost_metrics, measure_resources
 
 log = get_logger(__name__)

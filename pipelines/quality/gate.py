@@ -37,9 +37,9 @@ from typing import Any
 import pandas as pd
 
 from pipelines.config import Settings
+from pipelines.core.observability import get_logger, log_context, record_event, write_json_atomic
 from pipelines.data.landing import LandedBatch, current_landed, sha256_file
 from pipelines.data.validated import MARKER, ValidatedBatch, published, validated_dir
-from pipelines.observability import get_logger, log_context, record_event, write_json_atomic
 from pipelines.quality.gx_runner import render_suite_docs, run_suite, share_static_assets
 from pipelines.quality.reader import read_landed
 from pipelines.quality.report import render_markdown

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.observability import get_logger
+from pipelines.core.observability import get_logger
 from pipelines.quality.results import Failure, jsonable
 from pipelines.quality.suite import GX_SEVERITY, SuiteError, SuiteSpec, expectation_label
 

@@ -14,10 +14,10 @@ from typing import Any
 import pandas as pd
 
 from pipelines.config import Settings, load_settings
+from pipelines.core.observability import get_logger, log_context
+from pipelines.core.periods import batch_ids
 from pipelines.data.landing import available_batches, land_batch
-from pipelines.data.source import batch_ids
 from pipelines.data.validated import published
-from pipelines.observability import get_logger, log_context
 from pipelines.quality.gate import validate_batch
 
 log = get_logger(__name__)

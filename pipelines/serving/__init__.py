@@ -2,5 +2,5 @@
 
 Entry points: ``python -m pipelines.serving`` (the server), :func:`pipelines.serving.launcher.ensure_gateway`
 (start or find it), :func:`pipelines.serving.traffic.send_traffic` (replay traffic), and the read
-helpers of :mod:`pipelines.serving.prediction_log` for monitoring.
+helpers of :mod:`pipelines.core.predlog` for monitoring.
 """

@@ -33,11 +33,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from pipelines.config import Settings, load_secrets
-from pipelines.observability import get_logger
+from pipelines.core.observability import get_logger
+from pipelines.core.predlog import log_url, record_labels
 from pipelines.serving.gateway import AdminError, Gateway, UnavailableError
 from pipelines.serving.inputs import BadInputError
 from pipelines.serving.metrics import CONTENT_TYPE
-from pipelines.serving.prediction_log import log_url, record_labels
 
 log = get_logger(__name__)
 JSON = "application/json"

@@ -28,11 +28,11 @@ from typing import Any, TypeVar
 import anyio.to_thread
 
 from pipelines.config import Settings
-from pipelines.observability import get_logger
+from pipelines.core.observability import get_logger
+from pipelines.core.predlog import LoggedRequest, PredictionLogWriter, log_url, utc_now_iso
 from pipelines.serving.inputs import BadInputError, Table, Validated, parse_body, validate
 from pipelines.serving.metrics import GatewayMetrics
 from pipelines.serving.models import ModelLoadError, ServedModel, load_served_model, resolve_alias
-from pipelines.serving.prediction_log import LoggedRequest, PredictionLogWriter, log_url, utc_now_iso
 from pipelines.serving.routing import RoutingState, RoutingStore, goes_to_canary, now_iso
 
 log = get_logger(__name__)

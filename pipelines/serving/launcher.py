@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from pipelines.config import REPO_ROOT, Settings
-from pipelines.observability import get_logger, write_json_atomic
+from pipelines.core.observability import get_logger, write_json_atomic
 from pipelines.serving.gateway import SERVICE
 
 log = get_logger(__name__)

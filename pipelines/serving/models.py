@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Settings
-from pipelines.observability import get_logger
+from pipelines.core.observability import get_logger
 from pipelines.serving.batching import MicroBatcher
 
 log = get_logger(__name__)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.observability import write_json_atomic
+from pipelines.core.observability import write_json_atomic
 
 HISTORY_LIMIT = 500
 

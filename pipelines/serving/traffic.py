@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Settings
+from pipelines.core.observability import get_logger, write_json_atomic
 from pipelines.data.validated import list_published, load_batches, published
-from pipelines.observability import get_logger, write_json_atomic
 
 log = get_logger(__name__)
 

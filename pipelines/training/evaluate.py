@@ -23,7 +23,7 @@ from mlflow.entities import Metric
 from threadpoolctl import threadpool_limits
 
 from pipelines.config import BehaviouralCheck, Settings
-from pipelines.observability import get_logger, log_context
+from pipelines.core.observability import get_logger, log_context
 from pipelines.training import metrics
 from pipelines.training.errors import ChampionUnavailableError, TrainingConfigError, TrainingDataError
 from pipelines.training.features import prepare_xy, scores_from_pyfunc

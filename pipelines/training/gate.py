@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipelines.config import GateConfig, Settings
-from pipelines.observability import get_logger, log_context, record_event
+from pipelines.core.observability import get_logger, log_context, record_event
 from pipelines.training import metrics
 from pipelines.training.errors import TrainingConfigError
 

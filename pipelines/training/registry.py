@@ -20,7 +20,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from pipelines.config import Settings
-from pipelines.observability import get_logger, log_context
+from pipelines.core.observability import get_logger, log_context
 from pipelines.training.train import DEDUPE_TAG
 
 log = get_logger(__name__)

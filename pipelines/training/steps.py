@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipelines.config import Settings, load_settings
-from pipelines.observability import get_logger, log_context
+from pipelines.core.observability import get_logger, log_context
 
 log = get_logger(__name__)
 

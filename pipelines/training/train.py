@@ -20,7 +20,7 @@ from mlflow.models import infer_signature
 from threadpoolctl import threadpool_limits
 
 from pipelines.config import Settings
-from pipelines.observability import get_logger, log_context, record_event
+from pipelines.core.observability import get_logger, log_context, record_event
 from pipelines.training import metrics
 from pipelines.training.errors import TrainingDataError
 from pipelines.training.features import PreparedData, build_pipeline, predict_scores, prepare_xy

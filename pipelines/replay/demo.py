@@ -15,7 +15,7 @@ SQLite and local files (no server to start by hand):
    orchestration, and an HTML report (``var/reports/demo/summary.html``) with the monthly
    quality of the pipeline's champion against a never-retrained baseline.
 
-Every DAG runs through ``dag.test()`` (see :mod:`pipelines.orchestration`): the tasks are
+Every DAG runs through ``dag.test()`` (see :mod:`pipelines.replay.orchestration`): the tasks are
 the real ones, but Airflow does not start asset-triggered or ``TriggerDagRunOperator``
 consumers under ``dag.test()``, so this script starts them with the same references the
 scheduler would pass (the training conf is read back from the run the monitoring DAG queued).
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.config import Settings, load_settings
-from pipelines.orchestration import DagRunRecord
+from pipelines.replay.orchestration import DagRunRecord
 
 QUICK_MONTHS = 3  # months replayed after the bootstrap in --quick mode
 
@@ -67,7 +67,7 @@ class Replay:
 
 
 def _run(replay: Replay, dags: dict[str, Any], dag_id: str, conf: dict[str, Any], **kw: Any) -> DagRunRecord:
-    from pipelines.orchestration import run_dag
+    from pipelines.replay.orchestration import run_dag
 
     record = run_dag(dags[dag_id], conf, **kw)
     replay.runs.append(record)
@@ -185,7 +185,7 @@ def replay_year(quick: bool = False, rows_per_request: int = 100) -> Replay:
     # in this process's environment (inherited by the gateway it starts), never written down.
     os.environ.setdefault("MLOPS_GATEWAY_ADMIN_TOKEN", secrets.token_urlsafe(32))
     settings = load_settings()
-    from pipelines.orchestration import configure_embedded_airflow, init_metadata_db, load_dags
+    from pipelines.replay.orchestration import configure_embedded_airflow, init_metadata_db, load_dags
 
     home = configure_embedded_airflow(settings)
     replay = Replay(settings)
@@ -230,7 +230,7 @@ def replay_year(quick: bool = False, rows_per_request: int = 100) -> Replay:
         if conf is not None:
             pending = _train(replay, dags, month, conf)
 
-    from pipelines.demo_report import write_summary
+    from pipelines.replay.report import write_summary
 
     path = write_summary(replay, months[:last])
     print_timeline(replay)

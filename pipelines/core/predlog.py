@@ -38,7 +38,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pipelines.config import Settings
-from pipelines.observability import get_logger
+from pipelines.core.observability import get_logger
 
 log = get_logger(__name__)
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.config import Settings
-from pipelines.observability import read_events
+from pipelines.core.observability import read_events
 
 if TYPE_CHECKING:
-    from pipelines.demo import Replay
+    from pipelines.replay.demo import Replay
 
 
 def _png(fig: Any) -> str:

@@ -11,7 +11,7 @@ Two ways in:
 * :class:`AlertNotifier` — an Airflow notifier (``airflow.sdk.BaseNotifier``) for DAG and
   task callbacks. Attach it to any DAG::
 
-      from pipelines.alerts import AlertNotifier
+      from pipelines.core.alerts import AlertNotifier
 
       @dag(..., default_args={**DEFAULT_ARGS, "on_failure_callback": AlertNotifier(kind="task_failure")})
       # or per task:  @task(on_failure_callback=AlertNotifier(kind="gate_failure"))
@@ -37,7 +37,7 @@ import httpx
 from airflow.sdk import BaseNotifier
 
 from pipelines.config import Settings, load_secrets, load_settings
-from pipelines.observability import get_logger, record_event
+from pipelines.core.observability import get_logger, record_event
 
 log = get_logger(__name__)
 
