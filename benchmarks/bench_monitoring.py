@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipelines.config import load_settings
     from pipelines.core.periods import batch_ids
-from pipelines.data.source import load_source
+    from pipelines.data.source import load_source
 
     settings = load_settings()
     contract, cfg = settings.dataset, settings.monitoring
