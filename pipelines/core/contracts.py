@@ -49,7 +49,7 @@ def from_xcom(tp: type[T], data: Any) -> T:
     """Rebuild a contract from its JSON form (a value that already is a ``tp`` passes through)."""
     if isinstance(tp, type) and isinstance(data, tp):
         return data
-    return typing.cast(T, _adapter(tp).validate_python(data))
+    return typing.cast(T, _adapter(typing.cast(Any, tp)).validate_python(data))
 
 
 def _is_contract(tp: Any) -> bool:

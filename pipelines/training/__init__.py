@@ -30,3 +30,63 @@ Serving loads ``models:/<settings.mlflow.registered_model>@<alias>``. Tuned para
 through the same gate: build a ``Settings`` whose ``training.estimator_params`` hold them and
 call ``run_training``.
 """
+
+from typing import TYPE_CHECKING
+
+from pipelines.core.lazy import lazy_api
+
+if TYPE_CHECKING:
+    from pipelines.training import metrics
+    from pipelines.training.errors import TrainingError, WindowError
+    from pipelines.training.features import (
+        build_pipeline,
+        coerce_features,
+        make_estimator,
+        predict_scores,
+        prepare_xy,
+        scores_from_pyfunc,
+    )
+    from pipelines.training.steps import challenger_event_extra, has_new_challenger, run_training
+    from pipelines.training.tracking import artifact_root, configure_tracking
+    from pipelines.training.window import TrainingWindow, load_window, resolve_window
+
+# The public API: name -> module. Imported on first use (see pipelines.core.lazy).
+_EXPORTS = {
+    "TrainingError": "errors",
+    "TrainingWindow": "window",
+    "WindowError": "errors",
+    "artifact_root": "tracking",
+    "build_pipeline": "features",
+    "challenger_event_extra": "steps",
+    "coerce_features": "features",
+    "configure_tracking": "tracking",
+    "has_new_challenger": "steps",
+    "load_window": "window",
+    "make_estimator": "features",
+    "metrics": "metrics",
+    "predict_scores": "features",
+    "prepare_xy": "features",
+    "resolve_window": "window",
+    "run_training": "steps",
+    "scores_from_pyfunc": "features",
+}
+__getattr__, __dir__ = lazy_api(__name__, _EXPORTS)
+__all__ = [
+    "TrainingError",
+    "TrainingWindow",
+    "WindowError",
+    "artifact_root",
+    "build_pipeline",
+    "challenger_event_extra",
+    "coerce_features",
+    "configure_tracking",
+    "has_new_challenger",
+    "load_window",
+    "make_estimator",
+    "metrics",
+    "predict_scores",
+    "prepare_xy",
+    "resolve_window",
+    "run_training",
+    "scores_from_pyfunc",
+]

@@ -1,0 +1,54 @@
+"""The prediction log: every served prediction, and the labels that arrive later.
+
+The gateway writes here, monitoring, the canary analysis and optimization read here, so this
+package owns the schema (the team's contract), the writer and every query; nothing else should
+issue SQL against these tables.
+
+* ``predictions``: request_id, entity_id (the dataset's id column, when the caller
+  sent it), event_time (the dataset's event-time column: the *business* time a
+  replay simulates), ts (wall clock, UTC ISO), variant (champion|canary),
+  model_version, features (JSON), prediction, latency_ms, error (NULL when served).
+* ``labels``: entity_id (primary key), label, event_time, available_at (when the
+  label became known, in business time).
+
+Modules: :mod:`.schema` (tables, time format, engines), :mod:`.writer` (the batched writer),
+:mod:`.queries` (reads and label upserts).
+"""
+
+from pipelines.core.predlog.queries import (
+    features_frame,
+    read_labelled,
+    read_labels,
+    read_predictions,
+    record_labels,
+)
+from pipelines.core.predlog.schema import (
+    LABELS,
+    METADATA,
+    PREDICTION_COLUMNS,
+    PREDICTIONS,
+    engine_for,
+    log_url,
+    to_utc_iso,
+    utc_now_iso,
+)
+from pipelines.core.predlog.writer import LoggedRequest, PredictionLogWriter, WriterStats
+
+__all__ = [
+    "LABELS",
+    "METADATA",
+    "PREDICTIONS",
+    "PREDICTION_COLUMNS",
+    "LoggedRequest",
+    "PredictionLogWriter",
+    "WriterStats",
+    "engine_for",
+    "features_frame",
+    "log_url",
+    "read_labelled",
+    "read_labels",
+    "read_predictions",
+    "record_labels",
+    "to_utc_iso",
+    "utc_now_iso",
+]
