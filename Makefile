@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= true
 export GX_ANALYTICS_ENABLED ?= False
 
-.PHONY: help venv lock demo demo-quick test lint typecheck unit bench clean env up down e2e
+.PHONY: help venv lock demo demo-quick test lint typecheck lint-imports unit integration bench clean env up down e2e
 .DEFAULT_GOAL := help
 
 help:  ## list targets
@@ -28,10 +28,10 @@ lock:  ## re-resolve requirements.lock from pyproject.toml
 	uv pip compile pyproject.toml --extra dev --python-version $(PY_VERSION) -o requirements.lock
 
 demo: venv  ## the main job on embedded defaults (SQLite, local files): the full 2013 loop
-	$(PY) -m pipelines.replay.demo
+	$(PY) -m pipelines.replay
 
 demo-quick: venv  ## a short replay (a few months) for a quick look
-	$(PY) -m pipelines.replay.demo --quick
+	$(PY) -m pipelines.replay --quick
 
 lint: venv  ## ruff (incl. Airflow AIR rules)
 	$(VENV)/bin/ruff check dags pipelines tests benchmarks
@@ -40,11 +40,16 @@ lint: venv  ## ruff (incl. Airflow AIR rules)
 typecheck: venv  ## mypy on pipelines/ and dags/
 	$(VENV)/bin/mypy
 
-unit: venv  ## pytest only
-	$(VENV)/bin/pytest -q
+lint-imports: venv  ## import-linter: the layer contracts in pyproject.toml
+	$(VENV)/bin/lint-imports
 
-test: venv lint typecheck  ## lint, type-check and run the whole test suite (incl. the compose e2e)
-	$(VENV)/bin/pytest -q
+unit: venv  ## the unit tier: tests/unit (pure functions on inline data, < 60 s)
+	$(VENV)/bin/pytest -q tests/unit
+
+integration: venv  ## the integration tier: tests/integration (real DAG runs, GX/MLflow/Evidently on real months)
+	$(VENV)/bin/pytest -q tests/integration
+
+test: venv lint typecheck lint-imports unit integration  ## ruff, mypy, lint-imports, then the unit and integration tiers (not the compose e2e: `make e2e`)
 
 bench: venv  ## run every benchmark (prints figures)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
@@ -73,5 +78,5 @@ up: env image  ## start the platform stack and wait until every service is healt
 down:  ## stop the platform stack (volumes kept; `$(COMPOSE) -p $(COMPOSE_PROJECT) down -v` wipes them)
 	$(COMPOSE) -p $(COMPOSE_PROJECT) down --remove-orphans
 
-e2e: venv  ## end-to-end test: build the image, bring the stack up, drive one loop, tear down (~15 min)
-	$(VENV)/bin/pytest -m e2e tests/e2e -v -s
+e2e: venv  ## the e2e tier: tests/e2e (build the image, bring the stack up, drive one loop, tear down; ~15 min)
+	$(VENV)/bin/pytest tests/e2e -v -s

@@ -60,7 +60,7 @@ def log_traffic(settings: Any) -> int:
 
 
 def holdout_metric(evaluation_uri: str, metric: str) -> float:
-    from pipelines.training.evaluate import load_evaluation
+    from pipelines.training import load_evaluation
 
     return float(load_evaluation(evaluation_uri)["candidate"]["metrics"][metric])
 
@@ -77,15 +77,19 @@ def main() -> int:
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
-    from pipelines.config import load_settings
+    from pipelines.config import REPO_ROOT, load_settings
     from pipelines.data.landing import land_batch
-    from pipelines.optimize.capacity import plan_capacity
-    from pipelines.optimize.model_choice import choose_model
-    from pipelines.optimize.scorecard import build_scorecard, write_scorecard_html
-    from pipelines.optimize.tuning import tune
-    from pipelines.optimize.unit_cost import version_costs
+    from pipelines.optimize import (
+        build_scorecard,
+        checkout_stage_dags,
+        choose_model,
+        plan_capacity,
+        tune,
+        version_costs,
+        write_scorecard_html,
+    )
     from pipelines.quality import validate_batch
-    from pipelines.training.steps import run_training
+    from pipelines.training import run_training
 
     s = load_settings()
     metric = s.gate.for_task(s.dataset.target.task).primary_metric
@@ -110,7 +114,10 @@ def main() -> int:
     choice = timed("model choice (3 families)", lambda: choose_model(s, WINDOW, HOLDOUT), table)
     cap = timed("capacity (forecast + 5 s load test)", lambda: plan_capacity(s), table)
     cost = timed("unit cost (all versions)", lambda: version_costs(s), table)
-    card = timed("scorecard (build + HTML)", lambda: write_scorecard_html(s, build_scorecard(s)), table)
+    stages = checkout_stage_dags(REPO_ROOT / "dags")
+    card = timed(
+        "scorecard (build + HTML)", lambda: write_scorecard_html(s, build_scorecard(s, stages)), table
+    )
 
     print("\nfigures:")
     d_auc = holdout_metric(default["evaluation_uri"], metric)

@@ -55,10 +55,10 @@ def setup(root: Path, model_kind: str) -> tuple[Any, list[dict[str, Any]], Any, 
     import mlflow
     import mlflow.sklearn
     import pandas as pd
-    from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
     from pipelines.config import load_settings
+    from pipelines.core.registry import CHAMPION, client_for
     from pipelines.data.landing import land_batch
     from pipelines.training.features import build_pipeline, coerce_features
     from pipelines.training.tracking import configure_tracking
@@ -101,7 +101,7 @@ def setup(root: Path, model_kind: str) -> tuple[Any, list[dict[str, Any]], Any, 
     name = s.mlflow.registered_model
     champion = mlflow.register_model(info.model_uri, name).version
     canary = mlflow.register_model(info.model_uri, name).version
-    MlflowClient().set_registered_model_alias(name, "champion", champion)
+    client_for(s).set_registered_model_alias(name, CHAMPION, champion)
     cols = [c.id.column, c.event_time, *c.features.all]
     rows = json.loads(df[cols].head(2000).to_json(orient="records"))
     return s, rows, (model, x), str(champion), str(canary)
@@ -190,8 +190,7 @@ def inproc(
     settings: Any, model_and_x: Any, rows: list[dict[str, Any]], seconds: float
 ) -> list[dict[str, Any]]:
     """The floor: predict_proba on a ready frame; and the gateway's parse+validate+predict without HTTP."""
-    from pipelines.serving.inputs import parse_body, validate
-    from pipelines.serving.models import load_served_model
+    from pipelines.serving import load_served_model, parse_body, validate
 
     model, x = model_and_x
     served = load_served_model(settings, settings_champion(settings))
@@ -238,9 +237,9 @@ def inproc(
 
 
 def settings_champion(settings: Any) -> str:
-    from pipelines.serving.models import resolve_alias
+    from pipelines.core.registry import CHAMPION, alias_version_number
 
-    v = resolve_alias(settings, "champion")
+    v = alias_version_number(settings, CHAMPION)
     assert v is not None
     return v
 

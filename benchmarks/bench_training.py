@@ -51,10 +51,8 @@ def main() -> int:
     from pipelines.data.landing import land_batch
     from pipelines.data.validated import published
     from pipelines.quality import validate_batch
-    from pipelines.training.features import build_pipeline, prepare_xy
-    from pipelines.training.tracking import configure_tracking
+    from pipelines.training import TrainingWindow, build_pipeline, configure_tracking, load_window, prepare_xy
     from pipelines.training.train import train_candidate
-    from pipelines.training.window import TrainingWindow, load_window
 
     settings = load_settings()
     # A fresh experiment per invocation: train_candidate must train, not reuse an earlier run.
@@ -96,7 +94,7 @@ def main() -> int:
         t0 = time.perf_counter()
         result = train_candidate(settings, window, reason=f"benchmark {n} months")
         total_s = time.perf_counter() - t0
-        local = Path(mlflow.artifacts.download_artifacts(result["model_uri"]))
+        local = Path(mlflow.artifacts.download_artifacts(result.model_uri))
         skops_file = next(local.glob("*.skops"), None)
         skops_mb = skops_file.stat().st_size / 1e6 if skops_file else float("nan")
         model_mb = _dir_size(local) / 1e6

@@ -27,14 +27,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from _common import CHALLENGER_MODEL, DEFAULT_ARGS, START_DATE, run_step
+from _common import CHALLENGER_MODEL, DEFAULT_ARGS, START_DATE, call, event_extras
 from airflow.sdk import Param, dag, task
 
-STEPS = "pipelines.canary.steps"  # each task is one call into this module (see _common.run_step)
+DAG_ID = "automate_canary_release"
 
 
 @dag(
-    dag_id="automate_canary_release",
+    dag_id=DAG_ID,
     schedule=[CHALLENGER_MODEL],
     start_date=START_DATE,
     catchup=False,
@@ -56,28 +56,49 @@ STEPS = "pipelines.canary.steps"  # each task is one call into this module (see 
 )
 def automate_canary_release() -> None:
     @task
-    def plan_release(params: Any = None, triggering_asset_events: Any = None) -> dict[str, Any]:
-        return run_step(STEPS, "plan_step", params, triggering_asset_events)
+    def plan_release(params: Any = None, triggering_asset_events: Any = None) -> Any:
+        from pipelines.canary import steps
+
+        return call(
+            steps.plan,
+            version=params["version"],
+            steps=params["steps"],
+            rollback=params["rollback"],
+            events=event_extras(triggering_asset_events),
+        )
 
     @task.branch
     def choose_path(plan: Any) -> str:
-        return run_step(STEPS, "route_step", plan)
+        from pipelines.canary import steps
+        from pipelines.canary.contracts import ReleasePath
+
+        path = ReleasePath(call(steps.route, plan))
+        return {ReleasePath.ROLLBACK: "rollback", ReleasePath.RELEASE: "pre_rollout_check"}[path]
 
     @task
-    def rollback(params: Any = None) -> dict[str, Any]:
-        return run_step(STEPS, "rollback_step", params)
+    def rollback(params: Any = None) -> Any:
+        from pipelines.canary import steps
+
+        # `version_to` is not a declared param; a run's conf may still carry it.
+        return call(steps.rollback, params["reason"], params.get("version_to"), requested_by=DAG_ID)
 
     @task
-    def pre_rollout_check(plan: Any) -> dict[str, Any]:
-        return run_step(STEPS, "precheck_step", plan)
+    def pre_rollout_check(plan: Any) -> Any:
+        from pipelines.canary import steps
+
+        return call(steps.pre_rollout_check, plan)
 
     @task
-    def traffic_steps(checked: Any) -> dict[str, Any]:
-        return run_step(STEPS, "traffic_steps_step", checked)
+    def traffic_steps(checked: Any) -> Any:
+        from pipelines.canary import steps
+
+        return call(steps.traffic_steps, checked)
 
     @task
-    def promote(stepped: Any) -> dict[str, Any]:
-        return run_step(STEPS, "promote_step", stepped)
+    def promote(stepped: Any) -> Any:
+        from pipelines.canary import steps
+
+        return call(steps.promote, stepped)
 
     plan = plan_release()
     checked = pre_rollout_check(plan)

@@ -14,8 +14,11 @@
    the holdout figure, N-of-M hysteresis, min samples, cooldown, max per period, one retrain in
    flight). Every decision — `retrain`, `no_retrain`, `no_decision` — is recorded in
    `events/retrain_decision/<window>.json` with reasons and figures, and alerted.
-4. `choose` → `trigger_training` (`automate_training` with conf `{reason, window, holdout}`;
-   run id `drift_retrain__<window>`, so a re-run never starts a second training) or `no_retrain`.
+4. `choose` maps the decision's action: `retrain` → `trigger_training` (`automate_training` with
+   the decision's training request `{reason, window, holdout}` as conf; run id
+   `drift_retrain__<window>`, so a re-run never starts a second training), else `no_retrain`.
+
+A malformed `window` fails `collect` at once (no retries: `InvalidInputError`).
 
 Bad evidence (no predictions, labels that never arrive, corrupted log rows, an Evidently
 failure) yields a recorded `no_decision` with the reason — never a retrain, never a silent pass.
@@ -26,10 +29,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from _common import DEFAULT_ARGS, START_DATE
+from _common import DEFAULT_ARGS, START_DATE, call
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, task
+
+from pipelines.core.period_ids import PARAM_PATTERN
+
+TRAINING_DAG = "automate_training"
 
 
 def _alert_on_failure(context: Any) -> None:
@@ -57,7 +64,7 @@ def _alert_on_failure(context: Any) -> None:
         "window": Param(
             "",
             type="string",
-            pattern=r"^$|^\d{4}-(\d{2}|W\d{2}|\d{2}-\d{2})$",
+            pattern=PARAM_PATTERN,
             description="Window (batch id) to monitor. Empty: the period that closed at the run's date.",
         ),
         "as_of": Param(
@@ -76,45 +83,45 @@ def _alert_on_failure(context: Any) -> None:
 def automate_drift_monitoring() -> None:
     @task
     def collect(params: Any = None, data_interval_start: Any = None, data_interval_end: Any = None) -> Any:
-        from airflow.sdk.exceptions import AirflowFailException
+        from pipelines.monitoring import steps
 
-        from pipelines.monitoring.steps import collect_task
-
-        try:
-            return collect_task(dict(params or {}), data_interval_start, data_interval_end)
-        except ValueError as exc:  # a malformed window id: retrying cannot fix it
-            raise AirflowFailException(str(exc)) from exc
+        p = params or {}
+        return call(steps.collect, p.get("window"), p.get("as_of"), data_interval_start, data_interval_end)
 
     @task
     def monitor(collected: Any, params: Any = None) -> Any:
-        from pipelines.monitoring.steps import monitor_task
+        from pipelines.monitoring import steps
 
-        return monitor_task(collected, dict(params or {}))
+        return call(steps.monitor, collected, (params or {}).get("reference"))
 
-    @task
+    @task(multiple_outputs=True)
     def decide(monitored: Any) -> Any:
-        from pipelines.monitoring.steps import decide_task
+        from pipelines.monitoring import steps
 
-        return decide_task(monitored)
+        return call(steps.decide, monitored, trigger_dag_id=TRAINING_DAG)
 
     @task.branch
     def choose(decision: Any) -> str:
-        from pipelines.monitoring.steps import branch_task
+        from pipelines.monitoring import steps
+        from pipelines.monitoring.contracts import RetrainAction
 
-        return branch_task(decision)
+        action = RetrainAction(call(steps.branch, decision))
+        return "trigger_training" if action is RetrainAction.RETRAIN else "no_retrain"
 
+    decision = decide(monitor(collect()))
     trigger_training = TriggerDagRunOperator(
         task_id="trigger_training",
-        trigger_dag_id="automate_training",
-        trigger_run_id="drift_retrain__{{ ti.xcom_pull(task_ids='decide')['window'] }}",
-        # Rendered to JSON text, which the operator parses back into the dict (templated field).
-        conf="{{ ti.xcom_pull(task_ids='decide')['trigger_conf'] | tojson }}",  # type: ignore[arg-type]
+        trigger_dag_id=TRAINING_DAG,
+        # One training run per window: a re-run of the window finds it and skips.
+        trigger_run_id="drift_retrain__{{ ti.xcom_pull(task_ids='decide', key='window') }}",
+        # The decision's training request {reason, window, holdout}: with multiple_outputs each
+        # key of the decision is an XCom of its own (the SDK's XComArg type does not say so).
+        conf=decision["request"],  # type: ignore[index]
         skip_when_already_exists=True,
         wait_for_completion=False,
     )
     no_retrain = EmptyOperator(task_id="no_retrain")
 
-    decision = decide(monitor(collect()))
     choose(decision) >> [trigger_training, no_retrain]
 
 

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from _common import CHALLENGER_MODEL, DEFAULT_ARGS, START_DATE, VALIDATED_BATCH, run_step
+from _common import CHALLENGER_MODEL, DEFAULT_ARGS, START_DATE, VALIDATED_BATCH, call, event_extras
 from airflow.sdk import Param, dag, task
 
-STEPS = "pipelines.training.steps"  # each task is one call into this module (see _common.run_step)
+# Each task is one call into pipelines/training/steps.py (imported inside the task, so nothing from
+# pipelines/ runs at parse time); the hand-offs are pipelines/training/contracts.py.
 
 
 @dag(
@@ -52,42 +53,58 @@ STEPS = "pipelines.training.steps"  # each task is one call into this module (se
 )
 def automate_training() -> None:
     @task.short_circuit
-    def should_train(params: Any = None, triggering_asset_events: Any = None) -> bool:
-        return bool(run_step(STEPS, "should_train_step", dict(params or {}), bool(triggering_asset_events)))
+    def should_train(params: Any = None, triggering_asset_events: Any = None) -> Any:
+        from pipelines.training import steps
+
+        return call(steps.should_train, params, event_extras(triggering_asset_events))
 
     @task
-    def resolve_window(params: Any = None, triggering_asset_events: Any = None) -> dict[str, Any]:
-        return run_step(STEPS, "resolve_window_step", dict(params or {}), bool(triggering_asset_events))
+    def resolve_window(params: Any = None, triggering_asset_events: Any = None) -> Any:
+        from pipelines.training import steps
+
+        return call(steps.resolve_window, params, event_extras(triggering_asset_events))
 
     @task
-    def train(window: Any) -> dict[str, Any]:
-        return run_step(STEPS, "train_step", window)
+    def train(request: Any) -> Any:
+        from pipelines.training import steps
+
+        return call(steps.train, request)
 
     @task
-    def evaluate(trained: Any) -> dict[str, Any]:
-        return run_step(STEPS, "evaluate_step", trained)
+    def evaluate(candidate: Any) -> Any:
+        from pipelines.training import steps
+
+        return call(steps.evaluate, candidate)
 
     @task
-    def gate(evaluation: Any) -> dict[str, Any]:
-        return run_step(STEPS, "gate_step", evaluation)
+    def gate(evaluation: Any) -> Any:
+        from pipelines.training import steps
+
+        return call(steps.gate, evaluation)
 
     @task
-    def register(verdict: Any) -> dict[str, Any]:
-        return run_step(STEPS, "register_step", verdict)
+    def register(verdict: Any) -> Any:
+        from pipelines.training import steps
+
+        return call(steps.register, verdict)
 
     @task.short_circuit
-    def has_new_challenger(registration: Any) -> bool:
-        return bool(run_step(STEPS, "has_new_challenger", registration))
+    def has_new_challenger(registration: Any) -> Any:
+        from pipelines.training import steps
+
+        return call(steps.has_new_challenger, registration)
 
     @task(outlets=[CHALLENGER_MODEL])
-    def emit_challenger(registration: Any, outlet_events: Any = None) -> dict[str, Any]:
-        extra = run_step(STEPS, "challenger_event_extra", registration)
+    def emit_challenger(registration: Any, outlet_events: Any = None) -> Any:
+        from pipelines.training import steps
+
+        extra = call(steps.challenger_event_extra, registration)
         outlet_events[CHALLENGER_MODEL].extra = extra
         return extra
 
-    window = resolve_window()
-    should_train() >> window
-    registration = register(gate(evaluate(train(window))))
+    request = resolve_window()
+    should_train() >> request
+    registration = register(gate(evaluate(train(request))))
     has_new_challenger(registration) >> emit_challenger(registration)
 
 

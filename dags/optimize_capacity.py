@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from _common import DEFAULT_ARGS, START_DATE
+from _common import DEFAULT_ARGS, START_DATE, call
 from airflow.sdk import Param, dag, task
 
 
@@ -43,10 +43,10 @@ from airflow.sdk import Param, dag, task
 )
 def optimize_capacity() -> None:
     @task
-    def plan(params: Any = None) -> dict[str, Any]:
-        from pipelines.optimize.steps import capacity_step
+    def plan(params: Any = None) -> Any:
+        from pipelines.optimize import steps
 
-        return capacity_step(dict(params or {}))
+        return call(steps.plan, params)
 
     plan()
 

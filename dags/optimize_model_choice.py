@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from _common import CHALLENGER_MODEL, DEFAULT_ARGS, START_DATE
+from _common import CHALLENGER_MODEL, DEFAULT_ARGS, START_DATE, call
 from airflow.sdk import Param, dag, task
 
 
@@ -42,22 +42,22 @@ from airflow.sdk import Param, dag, task
 )
 def optimize_model_choice() -> None:
     @task
-    def compare(params: Any = None) -> dict[str, Any]:
-        from pipelines.optimize.steps import model_choice_step
+    def compare(params: Any = None) -> Any:
+        from pipelines.optimize import steps
 
-        return model_choice_step(dict(params or {}))
+        return call(steps.compare, params)
 
     @task.short_circuit
-    def has_new_challenger(result: Any) -> bool:
-        from pipelines.optimize.steps import has_new_challenger
+    def has_new_challenger(result: Any) -> Any:
+        from pipelines.optimize import steps
 
-        return has_new_challenger(result)
+        return call(steps.has_new_challenger, result)
 
     @task(outlets=[CHALLENGER_MODEL])
-    def emit_challenger(result: Any, outlet_events: Any = None) -> dict[str, Any]:
-        from pipelines.optimize.steps import challenger_event_extra
+    def emit_challenger(result: Any, outlet_events: Any = None) -> Any:
+        from pipelines.optimize import steps
 
-        extra = {**challenger_event_extra(result), "source": "optimize_model_choice"}
+        extra = call(steps.challenger_event_extra, result, source="optimize_model_choice")
         outlet_events[CHALLENGER_MODEL].extra = extra
         return extra
 

@@ -12,15 +12,32 @@ logged as metrics on each version's MLflow run → scorecard — deployment freq
 (batch arrival → promotion), change-failure rate, time to recover (drift decision → new
 champion serving), gate pass rates, automation coverage and the measurable readiness points,
 each with its evidence, computed from the event records, the registry, the landing manifests
-and Airflow's DAG runs; HTML with trend plots at `reports/scorecard/index.html`.
+and Airflow's DAG runs; HTML with trend plots at `reports/scorecard/index.html`. Which DAG
+automates which lifecycle stage is declared here (`LIFECYCLE_STAGES`) and judged on the DAG
+files of this folder.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from _common import DEFAULT_ARGS, START_DATE
+from _common import DEFAULT_ARGS, START_DATE, call
 from airflow.sdk import Param, TriggerRule, dag, task
+
+# Lifecycle stage -> the DAG that automates it (the team's DAG ids). The CLI and the replay read
+# this literal from this file too (pipelines.optimize.scorecard.dag_files), so it stays a literal.
+LIFECYCLE_STAGES: dict[str, str] = {
+    "ingest + data quality gate": "standardize_data_quality",
+    "train + evaluation gate + register": "automate_training",
+    "canary release / promotion / rollback": "automate_canary_release",
+    "drift monitoring + retrain trigger": "automate_drift_monitoring",
+    "tuning": "optimize_tuning",
+    "model choice": "optimize_model_choice",
+    "capacity planning": "optimize_capacity",
+    "scorecard": "optimize_scorecard",
+}
+DAGS_FOLDER = str(Path(__file__).resolve().parent)
 
 
 @dag(
@@ -40,20 +57,22 @@ from airflow.sdk import Param, TriggerRule, dag, task
 )
 def optimize_scorecard() -> None:
     @task.short_circuit(ignore_downstream_trigger_rules=False)
-    def wants_cost(params: Any = None) -> bool:
-        return bool((params or {}).get("measure_cost", True))
+    def wants_cost(params: Any = None) -> Any:
+        from pipelines.optimize import steps
+
+        return call(steps.wants_cost, params)
 
     @task
-    def cost(params: Any = None) -> dict[str, Any]:
-        from pipelines.optimize.steps import cost_step
+    def cost(params: Any = None) -> Any:
+        from pipelines.optimize import steps
 
-        return cost_step(dict(params or {}))
+        return call(steps.cost, params)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)  # the card is still written when costing failed
-    def scorecard() -> dict[str, Any]:
-        from pipelines.optimize.steps import scorecard_step
+    def scorecard() -> Any:
+        from pipelines.optimize import steps
 
-        return scorecard_step()
+        return call(steps.scorecard, LIFECYCLE_STAGES, DAGS_FOLDER)
 
     wants_cost() >> cost() >> scorecard()
 

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from _common import CHALLENGER_MODEL, DEFAULT_ARGS, START_DATE, run_step
+from _common import CHALLENGER_MODEL, DEFAULT_ARGS, START_DATE, call
 from airflow.sdk import Param, dag, task
-
-STEPS = "pipelines.optimize.steps"  # each task is one call into this module (see _common.run_step)
 
 
 @dag(
@@ -44,16 +42,22 @@ STEPS = "pipelines.optimize.steps"  # each task is one call into this module (se
 )
 def optimize_tuning() -> None:
     @task
-    def tune(params: Any = None) -> dict[str, Any]:
-        return run_step(STEPS, "tune_step", dict(params or {}))
+    def tune(params: Any = None) -> Any:
+        from pipelines.optimize import steps
+
+        return call(steps.tune, params)
 
     @task.short_circuit
-    def has_new_challenger(result: Any) -> bool:
-        return bool(run_step(STEPS, "has_new_challenger", result))
+    def has_new_challenger(result: Any) -> Any:
+        from pipelines.optimize import steps
+
+        return call(steps.has_new_challenger, result)
 
     @task(outlets=[CHALLENGER_MODEL])
-    def emit_challenger(result: Any, outlet_events: Any = None) -> dict[str, Any]:
-        extra = run_step(STEPS, "challenger_event_extra", result)
+    def emit_challenger(result: Any, outlet_events: Any = None) -> Any:
+        from pipelines.optimize import steps
+
+        extra = call(steps.challenger_event_extra, result, source="optimize_tuning")
         outlet_events[CHALLENGER_MODEL].extra = extra
         return extra
 

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from _common import DEFAULT_ARGS, START_DATE, VALIDATED_BATCH
+from _common import DEFAULT_ARGS, START_DATE, VALIDATED_BATCH, call
 from airflow.sdk import Param, dag, task
+
+from pipelines.core.period_ids import PARAM_PATTERN
 
 
 @dag(
@@ -38,7 +40,7 @@ from airflow.sdk import Param, dag, task
         "batch_id": Param(
             "",
             type="string",
-            pattern=r"^$|^\d{4}-(\d{2}|W\d{2}|\d{2}-\d{2})$",
+            pattern=PARAM_PATTERN,
             description="Batch to process (e.g. 2013-03). Empty: the batch of the data interval.",
         ),
     },
@@ -47,33 +49,24 @@ def standardize_data_quality() -> None:
     @task
     def land(
         params: Any = None, data_interval_start: Any = None, data_interval_end: Any = None, run_id: Any = None
-    ) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
+    ) -> Any:
+        from pipelines.quality import steps
 
-        from pipelines.quality.steps import land_step
-
-        try:
-            return land_step(params["batch_id"], data_interval_start, data_interval_end, run_id)
-        except ValueError as exc:  # no such batch in the source: retrying cannot make one appear
-            raise AirflowFailException(str(exc)) from exc
+        # no such batch in the source is final (InvalidInputError): retrying cannot make one appear
+        return call(steps.land, params["batch_id"], data_interval_start, data_interval_end, run_id)
 
     @task
-    def validate(landed: Any, run_id: Any = None) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
+    def validate(landed: Any, run_id: Any = None) -> Any:
+        from pipelines.quality import steps
 
-        from pipelines.quality import BatchRejected
-        from pipelines.quality.steps import validate_step
-
-        try:
-            return validate_step(landed, run_id)
-        except BatchRejected as exc:  # quarantined already; retrying cannot change the data
-            raise AirflowFailException(str(exc)) from exc
+        # a rejected batch is final (BatchRejected): quarantined already, retrying cannot change the data
+        return call(steps.validate, landed, run_id)
 
     @task(outlets=[VALIDATED_BATCH])
-    def publish(verdict: Any, run_id: Any = None, outlet_events: Any = None) -> dict[str, Any]:
-        from pipelines.quality.steps import publish_step
+    def publish(verdict: Any, run_id: Any = None, outlet_events: Any = None) -> Any:
+        from pipelines.quality import steps
 
-        extra = publish_step(verdict, run_id)
+        extra = call(steps.publish, verdict, run_id)
         outlet_events[VALIDATED_BATCH].extra = extra
         return extra
 

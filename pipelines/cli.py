@@ -3,6 +3,10 @@
 ``mlops <component> ...`` imports ``pipelines.<component>.cli`` and calls its
 ``main(argv)``; importing lazily keeps ``mlops --help`` fast and lets components
 be added without editing this file.
+
+One route crosses components: ``mlops serving release|rollback`` (the names people and the
+README know) run the canary's commands, which sit above serving; serving's own CLI cannot
+import them without an import circle, so the route lives here, above both.
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ COMPONENTS = {
     "quality": "validate, inspect and replay data batches (GX gate, quarantine)",
     "training": "train, evaluate and register candidates",
     "serving": "run the gateway, send traffic, roll back",
+    "canary": "release a challenger through canary steps, or roll back",
     "monitoring": "drift and performance monitoring, retrain policy",
     "optimize": "tuning, model choice, capacity planning, scorecard",
 }
+#: ``mlops serving <command>`` commands that the canary's CLI runs.
+SERVING_TO_CANARY = {"release", "rollback"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, what in COMPONENTS.items():
             print(f"  {name:<11} {what}")
         return 0 if not args or args[0] in {"-h", "--help"} else 2
+    if args[0] == "serving" and len(args) > 1 and args[1] in SERVING_TO_CANARY:
+        from pipelines.canary import cli as canary_cli
+
+        return int(canary_cli.main(args[1:], prog="mlops serving") or 0)
     module = importlib.import_module(f"pipelines.{args[0]}.cli")
     return int(module.main(args[1:]) or 0)
 

@@ -1,7 +1,13 @@
-"""Test harness: one throwaway Airflow home and runtime root per test session.
+"""Test harness shared by every tier: one throwaway Airflow home and runtime root per session.
 
 Environment variables are set here, before anything imports Airflow, because
 Airflow reads its configuration at import time (see shared STACK_NOTES §1).
+
+Tiers are folders (``unit/``, ``integration/``, ``e2e/``); ``pytest_collection_modifyitems``
+gives every test the marker of its folder, so ``-m unit`` and ``tests/unit`` select the same
+tests, and refuses a test whose explicit tier marker contradicts its folder. Fixtures only the
+integration tier needs (Airflow's metadata DB, the DagBag, GX-published months) live in
+``integration/conftest.py``; helpers both tiers import live in ``support/``.
 """
 
 from __future__ import annotations
@@ -12,8 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.webhook import Receiver
 
 REPO = Path(__file__).resolve().parent.parent
+TESTS = REPO / "tests"
+TIERS = ("unit", "integration", "e2e")
 SESSION_ROOT = Path(tempfile.mkdtemp(prefix="mlops-test-"))
 
 os.environ.update(
@@ -30,6 +39,28 @@ os.environ.update(
 )
 os.environ.pop("MLOPS_CONFIG", None)
 (SESSION_ROOT / "airflow").mkdir(parents=True, exist_ok=True)
+
+
+def _tier_of(path: Path) -> str | None:
+    try:
+        first = path.resolve().relative_to(TESTS).parts[0]
+    except (ValueError, IndexError):
+        return None
+    return first if first in TIERS else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its folder's tier; a contradicting explicit tier marker is an error."""
+    for item in items:
+        tier = _tier_of(item.path)
+        if tier is None:
+            raise pytest.UsageError(
+                f"{item.nodeid}: tests live in tests/unit, tests/integration or tests/e2e"
+            )
+        wrong = {m.name for m in item.iter_markers() if m.name in TIERS} - {tier}
+        if wrong:
+            raise pytest.UsageError(f"{item.nodeid} is in tests/{tier} but marked {sorted(wrong)}")
+        item.add_marker(tier)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -64,48 +95,12 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type:
     return load_settings()
 
 
-@pytest.fixture(scope="session")
-def airflow_db() -> Iterator[None]:
-    """A migrated Airflow metadata DB (SQLite) shared by every DAG test in the session."""
-    from airflow.utils.db import initdb
-
-    initdb()
-    yield
-
-
-@pytest.fixture(scope="session")
-def dagbag(airflow_db: None):  # type: ignore[no-untyped-def]
-    # BundleDagBag puts the dags folder on sys.path as Airflow 3's dag processor does for a bundle
-    # (a plain DagBag does not, so `from _common import ...` would fail only in tests).
-    from airflow.dag_processing.dagbag import BundleDagBag
-
-    return BundleDagBag(dag_folder=str(REPO / "dags"), bundle_path=REPO / "dags")
-
-
-# --------------------------------------------------------------------------- quality gate (issue 2)
-PUBLISHED_TEST_BATCHES = ["2013-01", "2013-02", "2013-03", "2013-04"]
-
-
-@pytest.fixture(scope="session")
-def published_batches(settings) -> list[dict]:  # type: ignore[no-untyped-def]
-    """2013-01..2013-04 landed and passed through the real GX quality gate into the session root.
-
-    Returns the ValidatedBatch dicts (``pipelines.data.validated``), oldest first. Training and
-    serving tests build on these instead of re-validating; idempotent, so calling it from several
-    test modules costs one validation per batch per session.
-    """
-    from pipelines.data.landing import land_batch
-    from pipelines.data.validated import published
-    from pipelines.quality import validate_batch
-
-    out = []
-    for batch_id in PUBLISHED_TEST_BATCHES:
-        land_batch(settings, batch_id)
-        validate_batch(settings, batch_id)
-        batch = published(settings, batch_id)
-        assert batch is not None, f"quality gate did not publish {batch_id}"
-        out.append(batch.to_dict())
-    return out
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A local webhook endpoint recording every POST (see ``support.webhook``)."""
+    r = Receiver()
+    yield r
+    r.close()
 
 
 SECOND_DATASET_CONFIG = REPO / "tests" / "data" / "second_dataset" / "pipeline.yaml"
@@ -119,20 +114,3 @@ def second_dataset_settings(tmp_path_factory: pytest.TempPathFactory):  # type: 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLOPS__PATHS__ROOT", str(tmp_path_factory.mktemp("second-dataset") / "var"))
         return load_settings(SECOND_DATASET_CONFIG)
-
-
-@pytest.fixture(scope="session")
-def second_dataset_published(second_dataset_settings) -> list[dict]:  # type: ignore[no-untyped-def]
-    """Every batch (2023-01..06) of the second dataset landed and passed through the real gate."""
-    from pipelines.data.landing import available_batches, land_batch
-    from pipelines.data.validated import published
-    from pipelines.quality import validate_batch
-
-    out = []
-    for batch_id in available_batches(second_dataset_settings):
-        land_batch(second_dataset_settings, batch_id)
-        validate_batch(second_dataset_settings, batch_id)
-        batch = published(second_dataset_settings, batch_id)
-        assert batch is not None, f"quality gate did not publish {batch_id} of the second dataset"
-        out.append(batch.to_dict())
-    return out

@@ -1,5 +1,9 @@
 """Canary analysis: is the canary worse than the champion, on the service and on the model?
 
+(About 500 lines on purpose: the four checks, the rule that combines them and the record they
+leave are one specification, read with this docstring; the statistics are in
+:mod:`pipelines.canary.stats`, the reading of the prediction log in :mod:`.evidence`.)
+
 Inputs are prediction-log frames (see :mod:`pipelines.core.predlog`); the
 verdict is ``success``, ``failed`` or ``inconclusive``:
 
@@ -44,16 +48,30 @@ leaves it inconclusive (the caller holds and re-analyses, then fails safe).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from pipelines.canary.stats import paired_auc_difference, psi, two_proportion_greater, wilson_interval
 from pipelines.config import CanaryConfig
+from pipelines.core.gates import Criterion, Outcome, combine
 
+#: A check's recorded status: its outcome, or ``warn`` for a failure that does not decide.
 Status = Literal["pass", "fail", "insufficient", "warn"]
-Verdict = Literal["success", "failed", "inconclusive"]
+#: A step's recorded verdict.
+StepVerdict = Literal["success", "failed", "inconclusive"]
+_STATUS: dict[Outcome, Status] = {
+    Outcome.PASS: "pass",
+    Outcome.FAIL: "fail",
+    Outcome.INCONCLUSIVE: "insufficient",
+}
+_VERDICT: dict[Outcome, StepVerdict] = {
+    Outcome.PASS: "success",
+    Outcome.FAIL: "failed",
+    Outcome.INCONCLUSIVE: "inconclusive",
+}
 MIN_SHIFT_ROWS = 50
 # Served vs re-scored prediction of the same row: float64 JSON round-trips exactly, so any
 # real difference means the logged features are not what the model saw.
@@ -62,23 +80,62 @@ REPLAY_TOLERANCE = 1e-6
 STALL_WINDOW_S = 0.05
 
 
-@dataclass
+@dataclass(frozen=True)
 class Check:
+    """One of the four checks of a step.
+
+    ``required`` is whether the check must be *conclusive* for the step to pass (``quality``
+    below ``quality_min_labels`` is not, unless ``canary.quality_required``); a failed check
+    fails the step whatever ``required`` says. ``warning`` marks a failure the canary is not
+    to blame for (a host-wide latency breach, a shift that labelled quality accepted): it is
+    recorded as ``warn`` and never decides.
+    """
+
     name: str
-    status: Status
+    outcome: Outcome
     reason: str
     figures: dict[str, Any] = field(default_factory=dict)
     required: bool = True
+    warning: bool = False
+
+    @property
+    def status(self) -> Status:
+        return "warn" if self.warning else _STATUS[self.outcome]
+
+    def criterion(self) -> Criterion:
+        """This check as a gate criterion: ``required`` there means "decides the verdict"."""
+        if self.outcome is Outcome.FAIL:
+            decides = not self.warning
+        else:
+            decides = self.required
+        return Criterion(
+            kind="canary",
+            name=self.name,
+            outcome=self.outcome,
+            detail=self.reason,
+            figures=self.figures,
+            required=decides,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The check as events record it."""
+        return {
+            "name": self.name,
+            "status": self.status,
+            "reason": self.reason,
+            "figures": dict(self.figures),
+            "required": self.required,
+        }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Analysis:
-    verdict: Verdict
+    verdict: StepVerdict
     reason: str
     checks: list[Check]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"verdict": self.verdict, "reason": self.reason, "checks": [asdict(c) for c in self.checks]}
+        return {"verdict": self.verdict, "reason": self.reason, "checks": [c.to_dict() for c in self.checks]}
 
     def figures(self) -> dict[str, Any]:
         """Flat figures for tags and events: ``<check>.<figure>``."""
@@ -92,16 +149,6 @@ class Analysis:
 
 def _r(x: float | None, nd: int = 4) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), nd)
-
-
-def wilson_interval(failures: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    p = failures / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def per_request(df: pd.DataFrame) -> pd.DataFrame:
@@ -166,31 +213,20 @@ def check_errors(canary_step: pd.DataFrame, cfg: CanaryConfig) -> Check:
     if lo > cfg.max_error_rate:
         return Check(
             "errors",
-            "fail",
+            Outcome.FAIL,
             f"error rate {rate:.1%} ({failures}/{n}); even its 95% lower "
             f"bound {lo:.1%} exceeds {cfg.max_error_rate:.1%}",
             figs,
         )
     if n < cfg.min_requests:
-        return Check("errors", "insufficient", f"{n}/{cfg.min_requests} canary requests in this step", figs)
+        return Check(
+            "errors", Outcome.INCONCLUSIVE, f"{n}/{cfg.min_requests} canary requests in this step", figs
+        )
     if rate > cfg.max_error_rate:
         return Check(
-            "errors", "fail", f"error rate {rate:.1%} ({failures}/{n}) > {cfg.max_error_rate:.1%}", figs
+            "errors", Outcome.FAIL, f"error rate {rate:.1%} ({failures}/{n}) > {cfg.max_error_rate:.1%}", figs
         )
-    return Check("errors", "pass", f"error rate {rate:.2%} ({failures}/{n})", figs)
-
-
-def two_proportion_greater(x1: int, n1: int, x2: int, n2: int) -> float:
-    """One-sided p-value that proportion 1 exceeds proportion 2 (pooled z-test)."""
-    from scipy.stats import norm
-
-    if n1 == 0 or n2 == 0:
-        return 1.0
-    pooled = (x1 + x2) / (n1 + n2)
-    if pooled in (0.0, 1.0):
-        return 1.0
-    z = (x1 / n1 - x2 / n2) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    return float(norm.sf(z))
+    return Check("errors", Outcome.PASS, f"error rate {rate:.2%} ({failures}/{n})", figs)
 
 
 def check_latency(canary_step: pd.DataFrame, champion: pd.DataFrame, cfg: CanaryConfig) -> Check:
@@ -227,12 +263,15 @@ def check_latency(canary_step: pd.DataFrame, champion: pd.DataFrame, cfg: Canary
     canary_to_blame = pvalue < cfg.latency_alpha and (ratio is None or ratio > cfg.latency_max_ratio)
     if requests >= 20 and p50 is not None and p50 > slo and canary_to_blame:
         return Check(
-            "latency", "fail", f"median latency {p50:.1f} ms already exceeds the p99 SLO {slo:.0f} ms", figs
+            "latency",
+            Outcome.FAIL,
+            f"median latency {p50:.1f} ms already exceeds the p99 SLO {slo:.0f} ms",
+            figs,
         )
     if requests < cfg.latency_min_samples:
         return Check(
             "latency",
-            "insufficient",
+            Outcome.INCONCLUSIVE,
             f"{requests}/{cfg.latency_min_samples} canary requests for a p99",
             figs,
         )
@@ -240,34 +279,23 @@ def check_latency(canary_step: pd.DataFrame, champion: pd.DataFrame, cfg: Canary
     if p99 > slo and not canary_to_blame:
         return Check(
             "latency",
-            "warn",
+            Outcome.FAIL,
             f"p99 {p99:.1f} ms > SLO {slo:.0f} ms, but within {cfg.latency_max_ratio}x of the "
             f"champion's p99 or not significantly more often over the SLO (p={pvalue:.2g}): "
             "host-wide, not the canary",
             figs,
+            warning=True,
         )
     if p99 > slo:
         return Check(
             "latency",
-            "fail",
+            Outcome.FAIL,
             f"p99 latency {p99:.1f} ms > SLO {slo:.0f} ms and {ratio or float('nan'):.1f}x the champion's; "
             f"{over}/{n} canary requests over the SLO vs {champ_over}/{m} of the champion's "
             f"(p={pvalue:.2g})",
             figs,
         )
-    return Check("latency", "pass", f"p99 latency {p99:.1f} ms <= SLO {slo:.0f} ms", figs)
-
-
-def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
-    """Population stability index on the reference's deciles (reported with the KS test)."""
-    edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)))
-    if edges.size < 3:
-        return 0.0
-    edges[0], edges[-1] = -np.inf, np.inf
-    e = np.histogram(expected, edges)[0] / expected.size
-    a = np.histogram(actual, edges)[0] / actual.size
-    e, a = np.clip(e, 1e-6, None), np.clip(a, 1e-6, None)
-    return float(np.sum((a - e) * np.log(a / e)))
+    return Check("latency", Outcome.PASS, f"p99 latency {p99:.1f} ms <= SLO {slo:.0f} ms", figs)
 
 
 def check_shift(canary_preds: np.ndarray, champion_preds: np.ndarray, cfg: CanaryConfig) -> Check:
@@ -277,7 +305,10 @@ def check_shift(canary_preds: np.ndarray, champion_preds: np.ndarray, cfg: Canar
     figs: dict[str, Any] = {"canary_rows": n_c, "champion_rows": n_r}
     if n_c < MIN_SHIFT_ROWS or n_r < MIN_SHIFT_ROWS:
         return Check(
-            "shift", "insufficient", f"{n_c} canary / {n_r} champion predictions (< {MIN_SHIFT_ROWS})", figs
+            "shift",
+            Outcome.INCONCLUSIVE,
+            f"{n_c} canary / {n_r} champion predictions (< {MIN_SHIFT_ROWS})",
+            figs,
         )
     res = ks_2samp(canary_preds, champion_preds)
     d, p = float(res.statistic), float(res.pvalue)
@@ -293,51 +324,11 @@ def check_shift(canary_preds: np.ndarray, champion_preds: np.ndarray, cfg: Canar
     if p < cfg.shift_alpha and d > cfg.shift_max_statistic:
         return Check(
             "shift",
-            "fail",
+            Outcome.FAIL,
             f"predictions shifted: KS D={d:.3f} > {cfg.shift_max_statistic} (p={p:.2g})",
             figs,
         )
-    return Check("shift", "pass", f"no material shift: KS D={d:.3f} (p={p:.2g})", figs)
-
-
-def auc_components(y: np.ndarray, s: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """ROC AUC and DeLong's structural components (NaN and empty when a class is missing).
-
-    From mid-ranks: O(n log n), exact for ties, and no resampling (a step is
-    re-analysed often; the verdict must not jitter).
-    """
-    from scipy.stats import rankdata
-
-    pos = y == 1
-    x_pos, x_neg = s[pos], s[~pos]
-    m, n = x_pos.size, x_neg.size
-    if m == 0 or n == 0:
-        return float("nan"), np.empty(0), np.empty(0)
-    all_ranks = rankdata(np.concatenate([x_pos, x_neg]))
-    v10 = (all_ranks[:m] - rankdata(x_pos)) / n  # P(score_pos_i > a negative)
-    v01 = 1.0 - (all_ranks[m:] - rankdata(x_neg)) / m  # P(a positive > score_neg_j)
-    return float(v10.mean()), v10, v01
-
-
-def _cov(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.cov(a, b, ddof=1)[0, 1]) if a.size > 1 else 0.0
-
-
-def paired_auc_difference(y: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> tuple[float, float, float]:
-    """AUC of two scorers on the same rows and the variance of their difference (DeLong 1988).
-
-    Scoring the same rows makes the two AUCs strongly correlated; the covariance
-    term removes the row-sampling noise both share, which an unpaired comparison
-    of two traffic subsets cannot (it needs several times more labels for the same power).
-    """
-    a1, v10a, v01a = auc_components(y, s1)
-    a2, v10b, v01b = auc_components(y, s2)
-    if math.isnan(a1) or math.isnan(a2):
-        return float("nan"), float("nan"), float("nan")
-    m, n = v10a.size, v01a.size
-    var = (_cov(v10a, v10a) - 2 * _cov(v10a, v10b) + _cov(v10b, v10b)) / m
-    var += (_cov(v01a, v01a) - 2 * _cov(v01a, v01b) + _cov(v01b, v01b)) / n
-    return a1, a2, max(var, 0.0)
+    return Check("shift", Outcome.PASS, f"no material shift: KS D={d:.3f} (p={p:.2g})", figs)
 
 
 def check_quality(
@@ -370,19 +361,22 @@ def check_quality(
         figs["scoring_error"] = errors["canary"][:300]
         return Check(
             "quality",
-            "fail",
+            Outcome.FAIL,
             f"the canary cannot score logged rows the champion answered: {errors['canary'][:300]}",
             figs,
         )
     if "champion" in errors:
         figs["scoring_error"] = errors["champion"][:300]
         return Check(
-            "quality", "insufficient", f"the champion could not re-score rows: {errors['champion']}", figs
+            "quality",
+            Outcome.INCONCLUSIVE,
+            f"the champion could not re-score rows: {errors['champion']}",
+            figs,
         )
     if n < cfg.quality_min_labels:
         return Check(
             "quality",
-            "insufficient",
+            Outcome.INCONCLUSIVE,
             f"{n} labelled rows since the release began (< {cfg.quality_min_labels})",
             figs,
             required,
@@ -395,7 +389,7 @@ def check_quality(
     if not drift <= REPLAY_TOLERANCE:
         return Check(
             "quality",
-            "fail",
+            Outcome.FAIL,
             f"re-scoring logged features does not reproduce the served predictions (max |diff| {drift:.3g}):"
             " the log no longer describes what was served, so quality cannot be trusted",
             figs,
@@ -406,7 +400,9 @@ def check_quality(
         metric, higher_better = "roc_auc", True
         base_c, base_r, var = paired_auc_difference(y, sc, sr)
         if math.isnan(base_c):
-            return Check("quality", "insufficient", "the labelled rows hold a single class", figs, required)
+            return Check(
+                "quality", Outcome.INCONCLUSIVE, "the labelled rows hold a single class", figs, required
+            )
     else:
         metric, higher_better = "mae", False
         d = np.abs(y - sc) - np.abs(y - sr)
@@ -446,7 +442,7 @@ def check_quality(
         # labels (whatever quality_required says) instead of passing on weak evidence.
         return Check(
             "quality",
-            "insufficient",
+            Outcome.INCONCLUSIVE,
             f"canary {metric} {base_c:.3f} vs champion {base_r:.3f} ({verb}): worse than the tolerance "
             f"but not significant yet (CI [{lo:.3f}, {hi:.3f}]); holding for more labels",
             figs,
@@ -455,7 +451,7 @@ def check_quality(
     if worse_sig and worse_big:
         return Check(
             "quality",
-            "fail",
+            Outcome.FAIL,
             f"canary {metric} {base_c:.3f} vs champion {base_r:.3f} on the same {n} labelled rows "
             f"({verb}); {1 - alpha:.0%} CI of the paired difference [{lo:.3f}, {hi:.3f}] excludes 0",
             figs,
@@ -463,7 +459,7 @@ def check_quality(
         )
     return Check(
         "quality",
-        "pass",
+        Outcome.PASS,
         f"canary {metric} {base_c:.3f} vs champion {base_r:.3f} on the same {n} labelled rows; not "
         f"significantly worse (CI [{lo:.3f}, {hi:.3f}])",
         figs,
@@ -498,20 +494,35 @@ def analyse(
         # A retrained model may legitimately move predictions (e.g. a new base rate); only labels
         # can tell better from broken, and only with a CI tight enough to rule out a real loss.
         if quality.status == "pass" and quality.figures.get("rules_out_shift_margin"):
-            shift.status = "warn"
-            shift.reason += (
-                f"; accepted: labelled quality is within {cfg.shift_quality_margin} of the champion's"
+            shift = replace(
+                shift,
+                warning=True,
+                reason=shift.reason
+                + f"; accepted: labelled quality is within {cfg.shift_quality_margin} of the champion's",
             )
         else:
-            shift.status = "insufficient"
-            shift.reason += (
-                f"; holding until labelled quality rules out a loss over {cfg.shift_quality_margin} "
-                "(CI bound)"
+            shift = replace(
+                shift,
+                outcome=Outcome.INCONCLUSIVE,
+                reason=shift.reason
+                + f"; holding until labelled quality rules out a loss over {cfg.shift_quality_margin} "
+                "(CI bound)",
             )
-    failed = [c for c in checks if c.status == "fail"]
-    if failed:
-        return Analysis("failed", "; ".join(f"{c.name}: {c.reason}" for c in failed), checks)
-    waiting = [c for c in checks if c.status == "insufficient" and c.required]
-    if waiting:
-        return Analysis("inconclusive", "; ".join(f"{c.name}: {c.reason}" for c in waiting), checks)
-    return Analysis("success", "; ".join(f"{c.name}: {c.reason}" for c in checks), checks)
+        checks[2] = shift
+    return judge(checks)
+
+
+def judge(checks: list[Check]) -> Analysis:
+    """The step's verdict from its checks, by the gates' rule (:func:`pipelines.core.gates.combine`).
+
+    Failed → the failed checks say why; inconclusive → the required checks still waiting say
+    why; success → every check's reason.
+    """
+    outcome = combine(c.criterion() for c in checks)
+    if outcome is Outcome.FAIL:
+        why = [c for c in checks if c.status == "fail"]
+    elif outcome is Outcome.INCONCLUSIVE:
+        why = [c for c in checks if c.status == "insufficient" and c.required]
+    else:
+        why = checks
+    return Analysis(_VERDICT[outcome], "; ".join(f"{c.name}: {c.reason}" for c in why), checks)

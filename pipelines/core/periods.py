@@ -12,7 +12,6 @@ count as time passing.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -20,14 +19,20 @@ from typing import Any
 import pandas as pd
 
 from pipelines.core.errors import InvalidInputError
+from pipelines.core.period_ids import _DAY, _MONTH, _WEEK, PARAM_PATTERN, SHAPE_HINT, check_batch_id
 
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
-_DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_SHAPES = {"month": _MONTH, "week": _WEEK, "day": _DAY}
-SHAPE_HINT = {"month": "YYYY-MM", "week": "YYYY-Www", "day": "YYYY-MM-DD"}
-#: JSON-schema pattern for an orchestrator param that takes a batch id of any frequency (or empty).
-PARAM_PATTERN = r"^$|^\d{4}-(\d{2}|W\d{2}|\d{2}-\d{2})$"
+__all__ = [
+    "PARAM_PATTERN",
+    "SHAPE_HINT",
+    "Window",
+    "as_of_iso",
+    "batch_ids",
+    "check_batch_id",
+    "local_time",
+    "parse_window",
+    "period_at",
+    "period_for_interval",
+]
 
 
 @dataclass(frozen=True)
@@ -92,24 +97,6 @@ def as_of_iso(value: str | datetime | pd.Timestamp | None, window: Window) -> st
     if ts.tzinfo is None:
         ts = ts.tz_localize("UTC")
     return _utc_iso(ts)
-
-
-def check_batch_id(batch_id: str, frequency: str) -> str:
-    """The id stripped, if it has the contract frequency's shape; else :class:`InvalidInputError`.
-
-    Batch ids become folder and file names (landing, quarantine, reports), so every id that comes
-    from a person or a file (CLI, DAG params, replayed files) passes here first: only the shapes
-    above can reach a path, never ``../`` or an absolute path.
-    """
-    bid = str(batch_id).strip()
-    shape = _SHAPES.get(frequency)
-    if shape is None:
-        raise InvalidInputError(f"unknown batch frequency {frequency!r} (month, week or day)")
-    if not shape.match(bid):
-        raise InvalidInputError(
-            f"batch id {batch_id!r} is not a {frequency} batch id ({SHAPE_HINT[frequency]})"
-        )
-    return bid
 
 
 def local_time(event_time: pd.Series, timezone: str) -> pd.Series:

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.config import Settings
+from pipelines.core.errors import InvalidInputError
 from pipelines.core.observability import get_logger, write_json_atomic
 from pipelines.core.periods import batch_ids
 from pipelines.data.source import load_source
@@ -95,13 +96,17 @@ def available_batches(settings: Settings) -> list[str]:
 
 
 def land_batch(settings: Settings, batch_id: str) -> LandedBatch:
-    """Cut one batch out of the source and land it (no-op if identical content is landed)."""
+    """Cut one batch out of the source and land it (no-op if identical content is landed).
+
+    Raises:
+        InvalidInputError: the source has no rows for that batch id (no retry makes one appear).
+    """
     contract = settings.dataset
     df = _source_cache(settings)
     ids = batch_ids(df[contract.event_time], contract.batch_frequency, contract.event_timezone)
     batch = df[ids == batch_id]
     if batch.empty:
-        raise ValueError(f"source has no rows for batch {batch_id!r} ({contract.batch_frequency})")
+        raise InvalidInputError(f"source has no rows for batch {batch_id!r} ({contract.batch_frequency})")
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "batch.csv"
         batch.to_csv(staged, index=False)

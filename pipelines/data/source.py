@@ -15,13 +15,20 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.config import DatasetContract
+from pipelines.core.errors import PipelineError
 from pipelines.core.periods import local_time
 
 _OPS = {"gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}
 
 
-class SourceError(RuntimeError):
-    """The configured source cannot be read into the contract's schema."""
+class SourceError(PipelineError):
+    """The configured source cannot be read into the contract's schema.
+
+    Retryable, as it has always been for the orchestrator: a source file or package being
+    installed or copied in can appear between tries.
+    """
+
+    retryable = True
 
 
 def resolve_path(path: str, base: Path | None = None) -> Path:

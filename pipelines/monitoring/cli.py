@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from pipelines.config import load_settings
+
+if TYPE_CHECKING:
+    from pipelines.monitoring.contracts import RetrainDecision
 
 
 def main(argv: list[str]) -> int:
@@ -31,26 +35,28 @@ def main(argv: list[str]) -> int:
     sub.add_parser("ui", help="print the command that opens the Evidently UI on this workspace")
     args = ap.parse_args(argv)
 
-    from pipelines.monitoring import steps
+    from pipelines.monitoring import records
+    from pipelines.monitoring.inputs import collect_window
+    from pipelines.monitoring.monitor import run_monitoring
+    from pipelines.monitoring.retrain import decide_retrain
 
     settings = load_settings()
     if args.cmd == "run":
-        collected = steps.collect_window(settings, args.window, args.as_of)
+        collected = collect_window(settings, args.window, args.as_of)
         refs = [b for b in args.reference.split(",") if b.strip()] or None
-        result = steps.run_monitoring(
-            settings, args.window, as_of=collected["as_of"], reference_batches=refs, collected=collected
+        result = run_monitoring(
+            settings, args.window, as_of=collected.as_of, reference_batches=refs, collected=collected
         )
-        print(json.dumps({k: result[k] for k in ("window", "status", "reason", "artifacts")}, indent=2))
+        shown = {"window": result.window, "status": result.status, "reason": result.reason}
+        print(json.dumps({**shown, "artifacts": result.artifacts}, indent=2))
         if not args.no_decide:
-            decision = steps.decide_retrain(settings, args.window)
-            print(json.dumps({k: decision[k] for k in ("action", "reasons", "trigger_conf")}, indent=2))
-        return 0 if result["status"] == "ok" else 1
+            _print_decision(decide_retrain(settings, args.window))
+        return 0 if result.status == "ok" else 1
     if args.cmd == "decide":
-        decision = steps.decide_retrain(settings, args.window)
-        print(json.dumps({k: decision[k] for k in ("action", "reasons", "trigger_conf")}, indent=2))
+        _print_decision(decide_retrain(settings, args.window))
         return 0
     if args.cmd == "history":
-        for row in steps.history_table(settings):
+        for row in records.history_table(settings):
             perf = (
                 "-"
                 if row["value"] is None
@@ -63,9 +69,15 @@ def main(argv: list[str]) -> int:
             )
         return 0
     if args.cmd == "unlock":
-        print("released" if steps.release_retrain_lock(settings, args.reason) else "no lock held")
+        print("released" if records.release_retrain_lock(settings, args.reason) else "no lock held")
         return 0
     from pipelines.monitoring.workspace import workspace_path
 
     print(f"evidently ui --workspace {workspace_path(settings)} --host 127.0.0.1 --port 8000")
     return 0
+
+
+def _print_decision(decision: RetrainDecision) -> None:
+    conf = decision.request.to_conf() if decision.request is not None else None
+    shown = {"action": decision.action.value, "reasons": list(decision.reasons), "trigger_conf": conf}
+    print(json.dumps(shown, indent=2))

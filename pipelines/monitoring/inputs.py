@@ -1,11 +1,12 @@
 """A window's evidence from the prediction log: served features, predictions, matured labels.
 
-Read through the serving component's helpers (``pipelines.core.predlog``),
-which own the schema. Rows are checked here rather than trusted: an unreadable
-features JSON, a feature value of the wrong type, or a missing prediction makes a
-row *corrupt*; corrupt rows are counted and quoted (request ids), never silently
-dropped, and more than ``monitoring.max_corrupt_rows`` of them make the window
-undecidable. Labels count only once matured: ``available_at`` before the as-of time.
+Read through the prediction-log store's queries (``pipelines.core.predlog``), which own
+the schema, and written to the window's folder as parquet (:func:`collect_window`), so the
+tasks after it pass file references, not rows. Rows are checked here rather than trusted: an
+unreadable features JSON, a feature value of the wrong type, or a missing prediction makes a
+row *corrupt*; corrupt rows are counted and quoted (request ids), never silently dropped, and
+more than ``monitoring.max_corrupt_rows`` of them make the window undecidable. Labels count
+only once matured: ``available_at`` before the as-of time.
 """
 
 from __future__ import annotations
@@ -18,8 +19,13 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Settings
-from pipelines.core.periods import Window
+from pipelines.core.observability import get_logger, log_context
+from pipelines.core.periods import Window, as_of_iso
 from pipelines.core.predlog import log_url, read_labelled, read_predictions, to_utc_iso
+from pipelines.monitoring.contracts import CollectedWindow
+from pipelines.monitoring.records import window_dir, window_of
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -40,25 +46,27 @@ class WindowData:
     corrupt_examples: list[str] = field(default_factory=list)
     versions: dict[str, int] = field(default_factory=dict)
 
-    def summary(self) -> dict[str, Any]:
+    def collected(self, served_uri: str, labelled_uri: str) -> CollectedWindow:
         """References and counts only: what travels between tasks."""
-        return {
-            "window": self.window.id,
-            "start": self.window.start,
-            "end": self.window.end,
-            "as_of": self.as_of,
-            "prediction_log": _redact(self.log_url),
-            "rows_logged": self.n_logged,
-            "rows_served": len(self.served),
-            "rows_error": self.n_errors,
-            "rows_corrupt": self.n_corrupt,
-            "rows_duplicate": self.n_duplicates,
-            "corrupt_examples": self.corrupt_examples,
-            "model_versions": self.versions,
-            "champion_version": self.champion_version,
-            "labels_mature": len(self.labelled),
-            "labels_immature": self.n_labels_immature,
-        }
+        return CollectedWindow(
+            window=self.window.id,
+            start=self.window.start,
+            end=self.window.end,
+            as_of=self.as_of,
+            prediction_log=_redact(self.log_url),
+            rows_logged=self.n_logged,
+            rows_served=len(self.served),
+            rows_error=self.n_errors,
+            rows_corrupt=self.n_corrupt,
+            rows_duplicate=self.n_duplicates,
+            corrupt_examples=tuple(self.corrupt_examples),
+            model_versions=dict(self.versions),
+            champion_version=self.champion_version,
+            labels_mature=len(self.labelled),
+            labels_immature=self.n_labels_immature,
+            served_uri=served_uri,
+            labelled_uri=labelled_uri,
+        )
 
 
 def _redact(url: str) -> str:
@@ -184,3 +192,27 @@ def collect(settings: Settings, window: Window, as_of: str) -> WindowData:
         corrupt_examples=examples[:5],
         versions={str(k): int(v) for k, v in versions.items()},
     )
+
+
+def collect_window(settings: Settings, window_id: str, as_of: str | None = None) -> CollectedWindow:
+    """Read the window's served rows and matured labels; persist them; return references and counts."""
+    window = window_of(settings, window_id)
+    cutoff = as_of_iso(as_of, window)
+    out_dir = window_dir(settings, window.id)
+    with log_context(window=window.id):
+        data = collect(settings, window, cutoff)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        served_path, labelled_path = out_dir / "served.parquet", out_dir / "labelled.parquet"
+        for frame, path in ((data.served, served_path), (data.labelled, labelled_path)):
+            tmp = path.with_suffix(".tmp")
+            frame.to_parquet(tmp, index=False)
+            tmp.replace(path)
+        collected = data.collected(str(served_path), str(labelled_path))
+        log.info(
+            "window collected",
+            rows=collected.rows_served,
+            corrupt=data.n_corrupt,
+            labels=collected.labels_mature,
+            champion_version=data.champion_version,
+        )
+        return collected

@@ -28,123 +28,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from pipelines.config import MonitoringConfig
+from pipelines.monitoring.contracts import RetrainAction
+from pipelines.monitoring.evidence import WindowResult
 
-Action = Literal["retrain", "no_retrain", "no_decision"]
 CheckStatus = Literal["violated", "ok", "not_evaluated"]
-WindowStatus = Literal["ok", "insufficient_data", "error"]
-
-# Evidently stattests whose score is a p-value (drift when p < threshold); the others are
-# distances (drift when score >= threshold). Only distances have a meaningful "x threshold".
-P_VALUE_METHODS = frozenset(
-    {
-        "ks",
-        "chisquare",
-        "z",
-        "fisher_exact",
-        "g_test",
-        "t_test",
-        "mannw",
-        "anderson",
-        "cramer_von_mises",
-        "epps_singleton",
-        "es",
-        "perc_text_content_drift",
-    }
-)
-
-
-@dataclass(frozen=True)
-class ColumnDrift:
-    """Evidently's drift verdict for one column; ``score`` is None when it was not computed."""
-
-    column: str
-    method: str
-    threshold: float
-    score: float | None
-    detected: bool | None
-    note: str = ""
-
-    @property
-    def severity(self) -> float | None:
-        """Score as a multiple of its threshold (distance methods only)."""
-        if self.score is None or self.method in P_VALUE_METHODS or self.threshold <= 0:
-            return None
-        return self.score / self.threshold
-
-    def describe(self) -> str:
-        if self.score is None:
-            return f"{self.column}: not computed ({self.note or 'no data'})"
-        op = "<" if self.method in P_VALUE_METHODS else ">="
-        verdict = "drift" if self.detected else "no drift"
-        return f"{self.column} {self.method}={self.score:.4g} ({verdict}; drift when {op} {self.threshold:g})"
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ColumnDrift:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-
-
-@dataclass(frozen=True)
-class Performance:
-    """Quality of the champion's served predictions on labels matured by the as-of time."""
-
-    metric: str
-    higher_is_better: bool
-    value: float | None
-    baseline: float | None
-    n_labels: int
-    n_immature: int
-    note: str = ""
-
-    @property
-    def drop(self) -> float | None:
-        """Loss against the baseline (positive = worse), whatever the metric's direction."""
-        if self.value is None or self.baseline is None:
-            return None
-        return self.baseline - self.value if self.higher_is_better else self.value - self.baseline
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "drop": self.drop}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Performance:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-
-
-@dataclass
-class WindowResult:
-    """Everything the monitoring step measured for one window (what the policy reads)."""
-
-    window: str
-    ordinal: int
-    as_of: str
-    status: WindowStatus
-    reason: str = ""
-    model_version: str | None = None
-    reference_key: str = ""
-    reference_batches: list[str] = field(default_factory=list)
-    n_predictions: int = 0
-    important_features: list[str] = field(default_factory=list)
-    feature_drift: dict[str, ColumnDrift] = field(default_factory=dict)
-    drift_share: float | None = None
-    prediction_drift: ColumnDrift | None = None
-    performance: Performance | None = None
-    data_quality: dict[str, Any] = field(default_factory=dict)
-    artifacts: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> WindowResult:
-        data = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-        data["feature_drift"] = {
-            k: ColumnDrift.from_dict(v) for k, v in (d.get("feature_drift") or {}).items()
-        }
-        if d.get("prediction_drift"):
-            data["prediction_drift"] = ColumnDrift.from_dict(d["prediction_drift"])
-        if d.get("performance"):
-            data["performance"] = Performance.from_dict(d["performance"])
-        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -155,7 +42,7 @@ class PastWindow:
     ordinal: int
     reference_key: str
     violated: bool | None  # None: the window could not be judged at all
-    action: Action
+    action: str  # a RetrainAction value, as recorded
 
 
 @dataclass(frozen=True)
@@ -185,7 +72,7 @@ class Check:
 class Decision:
     window: str
     ordinal: int
-    action: Action
+    action: RetrainAction
     reasons: list[str]
     violated: bool | None
     severe: bool = False
@@ -195,10 +82,10 @@ class Decision:
     reference_key: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "action": self.action.value}
 
     def as_past(self) -> PastWindow:
-        return PastWindow(self.window, self.ordinal, self.reference_key, self.violated, self.action)
+        return PastWindow(self.window, self.ordinal, self.reference_key, self.violated, self.action.value)
 
 
 # --------------------------------------------------------------------------- checks
@@ -304,7 +191,7 @@ def decide(history: PolicyHistory, result: WindowResult, cfg: MonitoringConfig) 
     if result.status != "ok":
         return Decision(
             **base,
-            action="no_decision",
+            action=RetrainAction.NO_DECISION,
             reasons=[f"{result.status}: {result.reason}"],
             violated=None,
         )
@@ -321,20 +208,24 @@ def decide(history: PolicyHistory, result: WindowResult, cfg: MonitoringConfig) 
         if unevaluated:
             return Decision(
                 **base,
-                action="no_decision",
+                action=RetrainAction.NO_DECISION,
                 reasons=[f"{c.name} not evaluated: {c.detail}" for c in unevaluated]
                 + ["no evaluated check fired, but the window cannot be called healthy"],
                 violated=False,
                 checks=checks,
             )
         return Decision(
-            **base, action="no_retrain", reasons=["every check within limits"], violated=False, checks=checks
+            **base,
+            action=RetrainAction.NO_RETRAIN,
+            reasons=["every check within limits"],
+            violated=False,
+            checks=checks,
         )
 
     reasons = [c.detail for c in violations]
     severe = any(c.severe for c in violations)
     earlier = sorted((w for w in history.windows if w.ordinal < result.ordinal), key=lambda w: w.ordinal)
-    last_retrain = max((w.ordinal for w in earlier if w.action == "retrain"), default=None)
+    last_retrain = max((w.ordinal for w in earlier if w.action == RetrainAction.RETRAIN), default=None)
     # Evidence: earlier judged windows against the same champion/reference, newer than the
     # last retrain (which spent the evidence before it), at most M-1 of them.
     relevant = [
@@ -357,7 +248,7 @@ def decide(history: PolicyHistory, result: WindowResult, cfg: MonitoringConfig) 
     if count < cfg.hysteresis_n and not severe:
         return Decision(
             **base,
-            action="no_retrain",
+            action=RetrainAction.NO_RETRAIN,
             reasons=[
                 *reasons,
                 f"hysteresis: {count} of the last {len(evidence) + 1} evaluated windows violate "
@@ -384,7 +275,9 @@ def decide(history: PolicyHistory, result: WindowResult, cfg: MonitoringConfig) 
             f"(cooldown {cfg.cooldown_windows})"
         )
     recent = [
-        w.window for w in earlier if w.action == "retrain" and w.ordinal > result.ordinal - cfg.period_windows
+        w.window
+        for w in earlier
+        if w.action == RetrainAction.RETRAIN and w.ordinal > result.ordinal - cfg.period_windows
     ]
     if len(recent) >= cfg.max_retrains_per_period:
         blocked.append(
@@ -394,7 +287,7 @@ def decide(history: PolicyHistory, result: WindowResult, cfg: MonitoringConfig) 
     if blocked:
         return Decision(
             **base,
-            action="no_retrain",
+            action=RetrainAction.NO_RETRAIN,
             reasons=[*reasons, *(f"blocked by {b}" for b in blocked)],
             violated=True,
             severe=severe,
@@ -404,7 +297,7 @@ def decide(history: PolicyHistory, result: WindowResult, cfg: MonitoringConfig) 
         )
     return Decision(
         **base,
-        action="retrain",
+        action=RetrainAction.RETRAIN,
         reasons=reasons,
         violated=True,
         severe=severe,

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Settings
+from pipelines.core.errors import PipelineError
 from pipelines.core.observability import get_logger
 from pipelines.data.validated import load_batches, published
 
@@ -38,7 +39,7 @@ METRIC_TAG_PREFIX = "metric."
 IMPORTANCE_ARTIFACT = "evaluation/feature_importance.json"
 
 
-class NoReferenceError(RuntimeError):
+class NoReferenceError(PipelineError):
     """No usable reference: no champion tags, no batch ids given, none configured."""
 
 
@@ -81,7 +82,7 @@ def champion_reference(settings: Settings, model_version: str | None = None) -> 
         return None
     from mlflow.exceptions import MlflowException
 
-    from pipelines.training.registry import champion_version, client_for
+    from pipelines.core.registry import champion_version, client_for
 
     client = client_for(settings)
     if model_version is not None:
@@ -196,7 +197,7 @@ def mlflow_scorer(settings: Settings, model_version: str) -> Scorer:
     """The served score of a registered version (P(positive) / predicted value)."""
     import mlflow
 
-    from pipelines.training.features import scores_from_pyfunc
+    from pipelines.training import scores_from_pyfunc
 
     mlflow.set_tracking_uri(settings.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{settings.mlflow.registered_model}/{model_version}")

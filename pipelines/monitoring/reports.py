@@ -25,8 +25,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.config import DriftTest, Settings
-from pipelines.core.observability import write_json_atomic
-from pipelines.monitoring.policy import ColumnDrift
+from pipelines.monitoring.evidence import ColumnDrift
 
 PREDICTION = "prediction"
 TARGET = "target"
@@ -161,7 +160,7 @@ def drift_figures(snapshot: Any, plan: DriftPlan) -> dict[str, Any]:
 
 def metric_spec(settings: Settings, name: str) -> tuple[str, bool]:
     """(Evidently metric class, higher is better) for a gate metric name; raises if Evidently lacks it."""
-    from pipelines.training.metrics import spec
+    from pipelines import training  # its public API (``metrics`` is exported as a module)
 
     task = settings.dataset.target.task
     table = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
@@ -170,7 +169,7 @@ def metric_spec(settings: Settings, name: str) -> tuple[str, bool]:
             f"performance metric {name!r} has no Evidently equivalent for {task} "
             f"(supported: {sorted(table)}); set monitoring.performance_metric"
         )
-    return table[name], spec(task, name).higher_is_better
+    return table[name], training.metrics.spec(task, name).higher_is_better
 
 
 def run_performance_report(
@@ -226,7 +225,3 @@ def save_snapshot(snapshot: Any, folder: Path, name: str) -> dict[str, str]:
     tmp_js.write_text(snapshot.dumps())
     tmp_js.replace(js)
     return {f"{name}_html": str(html), f"{name}_snapshot": str(js)}
-
-
-def write_result(path: Path, obj: dict[str, Any]) -> None:
-    write_json_atomic(path, obj)

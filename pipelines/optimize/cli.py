@@ -12,7 +12,7 @@ import argparse
 import json
 from typing import Any
 
-from pipelines.config import load_settings
+from pipelines.config import REPO_ROOT, load_settings
 
 
 def _print(obj: Any) -> None:
@@ -121,9 +121,15 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
 
         _print(run_load_test(settings, args.version, seconds=args.seconds, concurrency=args.concurrency))
     elif args.cmd == "scorecard":
-        from pipelines.optimize.scorecard import build_scorecard, render_text, write_scorecard_html
+        from pipelines.optimize.scorecard import (
+            build_scorecard,
+            checkout_stage_dags,
+            render_text,
+            write_scorecard_html,
+        )
 
-        card = build_scorecard(settings)
+        # The CLI drives the pipeline from a checkout: the stages and DAG files come from its dags/.
+        card = build_scorecard(settings, checkout_stage_dags(REPO_ROOT / "dags"))
         path = write_scorecard_html(settings, card)
         if args.json:
             _print(card)

@@ -1,6 +1,6 @@
 """A short, bounded load test of the real gateway: what one replica sustains.
 
-One fresh instance of the serving program (``serving.launcher.start_instance``:
+One fresh instance of the serving program (``serving.start_instance``:
 the same ``python -m pipelines.serving`` or serving image the stack runs, with no
 routing state and no prediction log, so the test never touches what users are
 served or the log monitoring reads) is started for one registered model version
@@ -24,16 +24,13 @@ import numpy as np
 
 from pipelines.config import Settings
 from pipelines.core.observability import get_logger
+from pipelines.optimize.errors import LoadTestError
 
 log = get_logger(__name__)
 
 
-class LoadTestError(RuntimeError):
-    """The load test could not produce a throughput figure (no success, instance did not start)."""
-
-
 def _bodies(settings: Settings, batch_id: str, n: int, rows_per_request: int) -> list[bytes]:
-    from pipelines.serving.traffic import batch_requests
+    from pipelines.serving import batch_requests
 
     records, _labels = batch_requests(settings, batch_id)
     if not records:
@@ -63,9 +60,7 @@ class _ThreadInstance:
     kind = "thread"
 
     def __init__(self, settings: Settings, version: str) -> None:
-        from pipelines.serving.app import create_app
-        from pipelines.serving.launcher import free_port
-        from pipelines.serving.server import ThreadedServer
+        from pipelines.serving import ThreadedServer, create_app, free_port
 
         lo, hi = settings.serving.instance_ports
         app = create_app(settings, ephemeral_version=version, use_env_token=False)
@@ -111,8 +106,7 @@ def run_load_test(
     """
     import httpx
 
-    from pipelines.serving.launcher import start_instance
-    from pipelines.serving.traffic import newest_batch
+    from pipelines.serving import newest_batch, start_instance
 
     cap = settings.optimize.capacity
     seconds = cap.load_test_seconds if seconds is None else seconds

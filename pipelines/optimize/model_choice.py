@@ -16,13 +16,13 @@ The Pareto front and the policy's pick (``optimize.model_choice``) are computed 
 ``pareto.py`` from the table; table, plot and pick are logged to MLflow. A family
 that cannot be built or fitted appears as a "skipped because ..." row with no
 numbers. With ``propose=True`` the pick is trained by the normal training chain
-(evaluation gate, ``@challenger`` only if it passes).
+(evaluation gate, ``@challenger`` only if it passes; :mod:`pipelines.optimize.propose`).
+The latency measurement itself is :mod:`pipelines.optimize.serving_path`.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +32,20 @@ import pandas as pd
 from pipelines.config import ModelFamily, Settings
 from pipelines.core.observability import get_logger, log_context, record_event, write_json_atomic
 from pipelines.optimize.cost import measure_resources
+from pipelines.optimize.experiment import inner_split, optimize_experiment, report_dir
 from pipelines.optimize.pareto import Objective, pareto_front, select
-from pipelines.optimize.tuning import _optimize_experiment, inner_split, report_dir
+from pipelines.optimize.propose import family_training_config, propose_family
+from pipelines.optimize.serving_path import (
+    SERVING_PATH,
+    model_size_bytes,
+    request_bodies,
+    served_model,
+    serving_path_latencies,
+)
 
 log = get_logger(__name__)
 
 CHOICE_EVENT = "optimize_model_choice"
-SERVING_PATH = "JSON body -> serving.inputs.parse_body -> serving.inputs.validate -> ServedModel.predict"
 OBJECTIVES = [
     Objective("quality", "max"),
     Objective("p99_latency_ms", "min"),
@@ -47,97 +54,12 @@ OBJECTIVES = [
 ]
 
 
-def request_bodies(x: pd.DataFrame, n: int) -> list[bytes]:
-    """``n`` single-row scoring requests built from real rows, as a client would send them."""
-    rows = x.head(n) if len(x) >= n else x.sample(n, replace=True, random_state=0)
-    out = []
-    cols = list(x.columns)
-    for rec in rows.itertuples(index=False):
-        values = [None if isinstance(v, float) and np.isnan(v) else v for v in rec]
-        out.append(json.dumps({"dataframe_split": {"columns": cols, "data": [values]}}).encode())
-    return out
-
-
-def served_model(settings: Settings, name: str, model: Any, x: pd.DataFrame) -> Any:
-    """Wrap an in-memory fitted pipeline as the gateway's ``ServedModel`` (signature included)."""
-    from mlflow.models import infer_signature
-
-    from pipelines.serving.models import ServedModel, columns_from_signature
-
-    task = settings.dataset.target.task
-    fn = model.predict_proba if task == "classification" else model.predict
-    signature = infer_signature(x, fn(x.head(5)))
-    columns = columns_from_signature(signature, set(settings.serving.non_null_features))
-    return ServedModel(name=name, version=name, task=task, columns=columns, model=model)
-
-
-def serving_path_latencies(
-    settings: Settings, served: list[Any], bodies: list[bytes], warmup: int
-) -> list[tuple[np.ndarray, float] | str]:
-    """Milliseconds per request through parse → validate → predict, per model.
-
-    Models take turns request by request (rotating who goes first), so a burst of
-    load from elsewhere on the host hits every model alike instead of whichever
-    happened to be measured at the time. Returns (wall ms per request, mean CPU ms per
-    request) per model, or the error text for a model that failed. CPU time is the
-    steadier figure on a shared host: wall time includes waiting for a core.
-    """
-    from pipelines.serving.inputs import parse_body, validate
-
-    passthrough = {settings.dataset.id.column, settings.dataset.event_time}
-    max_rows, allow_extra = settings.serving.max_rows, settings.serving.allow_extra_columns
-
-    def one(model: Any, body: bytes) -> None:
-        table = parse_body(body, max_rows, model.column_names)
-        checked = validate(table, model.columns, passthrough=passthrough, allow_extra=allow_extra)
-        model.predict(checked.frame)
-
-    n = len(served)
-    times = np.full((n, len(bodies) - warmup), np.nan)
-    cpu = np.zeros(n)
-    failed: dict[int, str] = {}
-    for i, body in enumerate(bodies):
-        for k in range(n):
-            j = (i + k) % n
-            if j in failed:
-                continue
-            c0, t0 = time.thread_time(), time.perf_counter()
-            try:
-                one(served[j], body)
-            except Exception as exc:
-                failed[j] = f"{type(exc).__name__}: {exc}"
-                continue
-            if i >= warmup:
-                times[j, i - warmup] = (time.perf_counter() - t0) * 1000.0
-                cpu[j] += (time.thread_time() - c0) * 1000.0
-    timed = max(times.shape[1], 1)
-    return [failed[j] if j in failed else (times[j], cpu[j] / timed) for j in range(n)]
-
-
-def model_size_bytes(settings: Settings, model: Any) -> int:
-    if settings.mlflow.serialization == "skops":
-        import skops.io
-
-        return len(skops.io.dumps(model))
-    import cloudpickle
-
-    return len(cloudpickle.dumps(model))
-
-
-def family_training_config(settings: Settings, family: ModelFamily) -> Any:
-    """The training section with the family's estimator (and encoding, when it sets one)."""
-    update: dict[str, Any] = {"estimator": family.estimator, "estimator_params": family.params}
-    if family.categorical_encoding is not None:
-        update["categorical_encoding"] = family.categorical_encoding
-    return settings.training.model_copy(update=update)
-
-
 def fit_family(
     settings: Settings, family: ModelFamily, train: Any, valid: Any, metric: str
 ) -> tuple[dict[str, Any], Any]:
     """Fit and score one family: (row, servable model), or a "skipped because ..." row and None."""
-    from pipelines.training import metrics as tm
-    from pipelines.training.features import build_pipeline, predict_scores
+    from pipelines import training
+    from pipelines.training import build_pipeline, predict_scores
 
     task = settings.dataset.target.task
     row: dict[str, Any] = {"name": family.name, "estimator": family.estimator, "params": family.params}
@@ -148,7 +70,7 @@ def fit_family(
         with measure_resources(f"fit-{family.name}", country_iso_code="", energy=False) as usage:
             model.fit(train.x, train.y)
         stage = "score"
-        quality = tm.compute(task, valid.y.to_numpy(), predict_scores(model, valid.x, task))
+        quality = training.metrics.compute(task, valid.y.to_numpy(), predict_scores(model, valid.x, task))
         stage = "serving wrapper"
         served = served_model(settings, family.name, model, train.x)
         stage = "serialization"
@@ -244,7 +166,7 @@ def choose_model(
     import mlflow
     from threadpoolctl import threadpool_limits
 
-    from pipelines.training.window import resolve_window
+    from pipelines.training import resolve_window
 
     cfg = settings.optimize.model_choice
     task = settings.dataset.target.task
@@ -258,7 +180,7 @@ def choose_model(
         )
     train, valid, how = inner_split(settings, resolved.train_batches)
     bodies = request_bodies(valid.x, cfg.latency_requests + cfg.warmup_requests)
-    exp_id = _optimize_experiment(settings)
+    exp_id = optimize_experiment(settings)
     rows: list[dict[str, Any]] = []
     with (
         mlflow.start_run(run_name=f"model choice {resolved.label}", experiment_id=exp_id) as parent,
@@ -368,21 +290,6 @@ def choose_model(
     )
     log.info("model choice done", pick=report["pick"], front=report["pareto_front"], reason=pick.reason)
     return report
-
-
-def propose_family(
-    settings: Settings, family: ModelFamily, window: dict[str, Any], parent_run_id: str
-) -> dict[str, Any]:
-    """Train the picked family through the unchanged training chain (evaluation + gate)."""
-    from pipelines.training.steps import run_training
-
-    chosen = settings.model_copy(update={"training": family_training_config(settings, family)})
-    return run_training(
-        chosen,
-        list(window["train_batches"]),
-        window["holdout_batch"],
-        reason=f"model choice: {family.name} picked in MLflow run {parent_run_id}",
-    )
 
 
 def read_report(path: str | Path) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipelines.core.observability import get_logger
+from pipelines.optimize.errors import ScalingError
 
 log = get_logger(__name__)
 
@@ -37,12 +38,10 @@ GATEWAY_NOTE = (
 )
 
 
-class ScalingError(RuntimeError):
-    """Scaling was requested but cannot be done safely (engine unreachable, service missing)."""
-
-
 @dataclass
 class ScalePlan:
+    """What scaling would do (``actions``) and, with ``apply``, what it did (``applied``)."""
+
     project: str
     service: str
     target: int

@@ -12,31 +12,31 @@ Why it is built this way:
   stops when the slowest trial so far would no longer fit in what is left, so the
   study ends inside the budget unless one trial is slower than all before it.
 * **Same path as every model.** The best configuration is trained by
-  ``pipelines.training.steps.run_training`` with ``training.estimator_params``
+  ``pipelines.training.run_training`` with ``training.estimator_params``
   replaced: the same data window, evaluation, gate and registration (``@challenger``
-  only if it passes). The canary release then decides about ``@champion``.
+  only if it passes; :mod:`pipelines.optimize.propose`). The canary release then
+  decides about ``@champion``.
+
+The trial rows, the MLflow experiment and the report folder are shared with model choice
+(:mod:`pipelines.optimize.experiment`).
 """
 
 from __future__ import annotations
 
-import math
 import time
-from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from pipelines.config import SearchDim, Settings
-from pipelines.core.observability import get_logger, log_context, read_events, record_event, write_json_atomic
+from pipelines.core.observability import get_logger, log_context, record_event, write_json_atomic
+from pipelines.core.registry import client_for
 from pipelines.optimize.cost import cost_metrics, measure_resources
+from pipelines.optimize.errors import TuningError
+from pipelines.optimize.experiment import inner_split, optimize_experiment, report_dir
+from pipelines.optimize.propose import propose_candidate
 
 log = get_logger(__name__)
 
 TUNING_EVENT = "optimize_tuning"
-
-
-class TuningError(RuntimeError):
-    """The tuning request cannot run (search space does not fit the estimator, no data)."""
 
 
 def suggest(trial: Any, space: dict[str, SearchDim]) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def suggest(trial: Any, space: dict[str, SearchDim]) -> dict[str, Any]:
 
 def _estimator_defaults(settings: Settings) -> dict[str, Any]:
     """The parameters training would use today: configured values over the class defaults."""
-    from pipelines.training.features import make_estimator
+    from pipelines.training import make_estimator
 
     est = make_estimator(settings.dataset, settings.training)
     accepted = est.get_params(deep=False)
@@ -67,60 +67,6 @@ def _estimator_defaults(settings: Settings) -> dict[str, Any]:
             f"(it accepts {sorted(accepted)}); fix the search space for training.estimator"
         )
     return {k: accepted[k] for k in settings.optimize.tuning_search_space}
-
-
-def inner_split(settings: Settings, train_batches: tuple[str, ...]) -> tuple[Any, Any, str]:
-    """Trial training and validation rows, both from the training window, in time order."""
-    from pipelines.training.features import prepare_xy
-    from pipelines.training.window import load_window
-
-    contract = settings.dataset
-    df = load_window(settings, train_batches)
-    if df.empty:
-        raise TuningError(f"training window {list(train_batches)} has no rows")
-    if len(train_batches) >= 2:
-        valid_mask = df["__batch_id"] == train_batches[-1]
-        how = f"trials fit on {list(train_batches[:-1])}, scored on {train_batches[-1]}"
-    else:
-        # One batch: the latest 20 % by event time validates (never a random split of the future).
-        t = pd.to_datetime(df[contract.event_time], utc=True, format="ISO8601")
-        cut = pd.Timestamp(t.quantile(0.8))
-        valid_mask = t > cut
-        how = f"trials fit on {train_batches[0]} up to {cut.isoformat()}, scored on the rest"
-    train = prepare_xy(contract, df[~valid_mask].drop(columns="__batch_id"))
-    valid = prepare_xy(contract, df[valid_mask].drop(columns="__batch_id"))
-    if train.rows < settings.training.min_rows or valid.rows < settings.training.min_holdout_rows:
-        raise TuningError(
-            f"not enough labelled rows to tune: {train.rows} trial-training rows (need "
-            f"{settings.training.min_rows}), {valid.rows} validation rows (need "
-            f"{settings.training.min_holdout_rows}); {how}"
-        )
-    return train, valid, how
-
-
-def _optimize_experiment(settings: Settings) -> str:
-    """Tuning and model-choice runs live beside, not inside, the training experiment."""
-    from mlflow import MlflowClient
-
-    from pipelines.training.tracking import artifact_root, configure_tracking
-
-    configure_tracking(settings)
-    client = MlflowClient(tracking_uri=settings.tracking_uri)
-    name = f"{settings.mlflow.experiment}-optimize"
-    exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return str(exp.experiment_id)
-    try:
-        return str(client.create_experiment(name, artifact_location=artifact_root(settings)))
-    except Exception:  # created concurrently
-        exp = client.get_experiment_by_name(name)
-        if exp is None:
-            raise
-        return str(exp.experiment_id)
-
-
-def report_dir(settings: Settings, kind: str) -> Path:
-    return settings.paths.reports / "optimize" / kind
 
 
 def tune(
@@ -154,18 +100,17 @@ def tune(
     import optuna
     from threadpoolctl import threadpool_limits
 
-    from pipelines.training import metrics as tm
-    from pipelines.training.features import build_pipeline, predict_scores
-    from pipelines.training.window import resolve_window
+    from pipelines import training
+    from pipelines.training import build_pipeline, predict_scores, resolve_window
 
     resolved = resolve_window(settings, window, holdout)
     task = settings.dataset.target.task
     metric = settings.gate.for_task(task).primary_metric
-    higher = tm.spec(task, metric).higher_is_better
+    higher = training.metrics.spec(task, metric).higher_is_better
     defaults = _estimator_defaults(settings)
     train, valid, how = inner_split(settings, resolved.train_batches)
     space = settings.optimize.tuning_search_space
-    exp_id = _optimize_experiment(settings)
+    exp_id = optimize_experiment(settings)
     country = settings.optimize.cost.country_iso_code
 
     fit_seconds: list[float] = []
@@ -183,7 +128,7 @@ def tune(
                 model = build_pipeline(settings.dataset, cfg)
                 model.fit(train.x, train.y)
                 scores = predict_scores(model, valid.x, task)
-            value = tm.compute(task, valid.y.to_numpy(), scores, [metric])[metric]
+            value = training.metrics.compute(task, valid.y.to_numpy(), scores, [metric])[metric]
             mlflow.log_metrics({f"valid_{metric}": value, **cost_metrics("trial", usage)})
         fit_seconds.append(usage.wall_seconds)
         return value
@@ -231,8 +176,10 @@ def tune(
     failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
     best = study.best_trial if done else None
     best_score = float(best.value) if best is not None and best.value is not None else None
-    gain = None if best_score is None else tm.improvement(task, metric, best_score, default_score)
-    client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri)
+    gain = (
+        None if best_score is None else training.metrics.improvement(task, metric, best_score, default_score)
+    )
+    client = client_for(settings)
     summary = {
         f"default_valid_{metric}": default_score,
         "trials_completed": float(len(done)),
@@ -306,49 +253,3 @@ def tune(
         default=default_score,
     )
     return report
-
-
-def propose_candidate(
-    settings: Settings, params: dict[str, Any], window: dict[str, Any], parent_run_id: str
-) -> dict[str, Any]:
-    """Train the tuned configuration through the unchanged training chain (evaluation + gate)."""
-    from pipelines.training.steps import run_training
-
-    tuned = settings.model_copy(
-        update={
-            "training": settings.training.model_copy(
-                update={"estimator_params": {**settings.training.estimator_params, **params}}
-            )
-        }
-    )
-    from threadpoolctl import threadpool_limits
-
-    country = settings.optimize.cost.country_iso_code
-    with (
-        measure_resources("tuned-candidate", country_iso_code=country) as u,
-        threadpool_limits(settings.optimize.threads),
-    ):
-        result = run_training(
-            tuned,
-            list(window["train_batches"]),
-            window["holdout_batch"],
-            reason=f"tuning: best trial of MLflow run {parent_run_id}",
-        )
-    run_id = str(result["run_id"])
-    reused = any(
-        e.get("key") == run_id and e.get("reused") for e in read_events(settings.paths.events, "training_run")
-    )
-    if not reused:  # a reused run was trained earlier: this block only measured the look-up
-        log_training_cost(settings, run_id, u)
-    return {**result, "training_cost": None if reused else u.to_dict(), "reused_training_run": reused}
-
-
-def log_training_cost(settings: Settings, run_id: str, usage: Any) -> None:
-    """Attach measured training cost to the model's run (the cost report reads it per version)."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=settings.tracking_uri)
-    for k, v in cost_metrics("training", usage).items():
-        if math.isfinite(v):
-            client.log_metric(run_id, k, v)
-    client.set_tag(run_id, "cost.energy_source", usage.energy_source)

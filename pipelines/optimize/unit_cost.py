@@ -1,7 +1,7 @@
 """Cost and energy per 1,000 predictions and per training run, for each model version.
 
 *Per 1,000 predictions*: the version is loaded the way the gateway loads it
-(``serving.models.load_served_model``) and answers ``optimize.cost.predictions``
+(``serving.load_served_model``) and answers ``optimize.cost.predictions``
 single-row requests of real rows through the gateway's request path (parse,
 validate, predict) while CPU time and CodeCarbon's offline tracker run.
 
@@ -58,9 +58,8 @@ def measure_serving(settings: Settings, version: str, batch_id: str, n: int) -> 
 
     from threadpoolctl import threadpool_limits
 
-    from pipelines.optimize.model_choice import serving_path_latencies
-    from pipelines.serving.models import load_served_model
-    from pipelines.serving.traffic import batch_requests
+    from pipelines.optimize.serving_path import serving_path_latencies
+    from pipelines.serving import batch_requests, load_served_model
 
     served = load_served_model(settings, version)
     records, _ = batch_requests(settings, batch_id)
@@ -85,8 +84,7 @@ def measure_training(settings: Settings, params: dict[str, str], tags: dict[str,
     """Re-fit the version's configuration on its own training batches and measure the fit."""
     from threadpoolctl import threadpool_limits
 
-    from pipelines.training.features import build_pipeline, prepare_xy
-    from pipelines.training.window import load_window
+    from pipelines.training import build_pipeline, load_window, prepare_xy
 
     batches = [b for b in tags.get("data.train_batches", "").split(",") if b]
     if not batches:
@@ -123,14 +121,12 @@ def version_costs(
     of a version does not change; re-running gives the same table) unless ``refresh``
     or the version is named explicitly in ``versions``.
     """
-    from mlflow import MlflowClient
-
-    from pipelines.serving.traffic import newest_batch
-    from pipelines.training.registry import list_versions
-    from pipelines.training.tracking import configure_tracking
+    from pipelines.core.registry import client_for, list_versions
+    from pipelines.serving import newest_batch
+    from pipelines.training import configure_tracking
 
     configure_tracking(settings)
-    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    client = client_for(settings)
     n = predictions or settings.optimize.cost.predictions
     all_versions = {str(mv.version): mv for mv in list_versions(settings, client)}
     refresh = refresh or versions is not None

@@ -20,8 +20,10 @@ from pathlib import Path
 from pipelines.config import Settings, load_settings
 from pipelines.data.landing import available_batches, current_landed, land_batch, land_file
 from pipelines.data.source import SourceError
-from pipelines.quality.gate import REJECTED, BatchRejected, gate_paths, validate_batch
-from pipelines.quality.suite import SuiteError
+from pipelines.quality.errors import BatchRejected, SuiteError
+from pipelines.quality.gate import validate_batch
+from pipelines.quality.paths import gate_paths
+from pipelines.quality.verdict import REJECTED
 
 
 def _batches(settings: Settings, args: argparse.Namespace) -> list[str]:

@@ -22,8 +22,9 @@ from typing import Any
 import pandas as pd
 
 from pipelines.core.observability import get_logger
+from pipelines.quality.errors import SuiteError
 from pipelines.quality.results import Failure, jsonable
-from pipelines.quality.suite import GX_SEVERITY, SuiteError, SuiteSpec, expectation_label
+from pipelines.quality.suite import GX_SEVERITY, SuiteSpec, expectation_label
 
 log = get_logger(__name__)
 

@@ -1,10 +1,92 @@
-"""The human-readable gate report (``report.md``): what failed, where, with which values, and
-where the evidence is. Written for the person paged at 3 a.m., so the verdict and the
-fix-and-replay command come first."""
+"""The gate's report of one file, as data (``report.json``) and for people (``report.md``).
+
+Both are built from the verdict alone (pure, no I/O): what failed, where, with which values, and
+where the evidence is. The markdown is written for the person paged at 3 a.m., so the verdict and
+the fix-and-replay command come first.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.quality.verdict import REJECTED, DataVerdict, Publication
+
+if TYPE_CHECKING:
+    from pipelines.data.landing import LandedBatch
+    from pipelines.quality.paths import GatePaths
+
+
+def build_report(
+    verdict: DataVerdict,
+    *,
+    dataset: str,
+    landed: LandedBatch,
+    suite_name: str,
+    suite_path: Path,
+    paths: GatePaths,
+    validated: Path,
+    publication: Publication,
+    published_sha256: str | None,
+    run_id: str | None,
+    validated_at: str,
+) -> dict[str, Any]:
+    """The JSON report (``report.json``, the value :func:`~pipelines.quality.validate_batch` returns).
+
+    ``validated`` is the batch's folder in the validated store, ``published_sha256`` the version
+    published there before this verdict (if any).
+    """
+    rejected = verdict.status == REJECTED
+    file_paths: dict[str, str | None] = {
+        "report_md": str(paths.report_md),
+        "report_json": str(paths.report_json),
+        "gx_result": str(paths.gx_result),
+        "data_docs": str(paths.data_docs_index),
+        "quarantine": str(paths.quarantine) if verdict.has_quarantine else None,
+        "validated": None if rejected else str(validated),
+    }
+    if verdict.has_quarantine:
+        # unreadable: the file is quarantined byte for byte under its own name
+        name = landed.path.name if verdict.quarantined is None else "rows.parquet"
+        file_paths["quarantine_rows"] = str(paths.quarantine / name)
+    report: dict[str, Any] = {
+        "dataset": dataset,
+        "batch_id": landed.batch_id,
+        "source_sha256": landed.sha256,
+        "landed_uri": landed.uri,
+        "status": verdict.status,
+        "rows_in": verdict.rows_in,
+        "rows_accepted": verdict.rows_accepted,
+        "rows_quarantined": verdict.rows_quarantined,
+        "row_level_share": verdict.row_level_share,
+        "row_level_max_share": verdict.row_level_max_share,
+        "suite": suite_name,
+        "suite_path": str(suite_path),
+        "failed_expectations": verdict.failed_expectations,
+        "failures": [f.to_dict() for f in verdict.failures],
+        "validated_at": validated_at,
+        "run_id": run_id,
+        "uri": None if rejected else f"file://{validated / 'accepted.parquet'}",
+        "paths": file_paths,
+    }
+    if publication is Publication.KEEP_PREVIOUS:
+        report["previous_published_sha256"] = published_sha256  # an older version stays
+    elif publication is Publication.WITHDRAW:
+        report["unpublished"] = True  # this very file passed before (older suite): withdraw it
+    return report
+
+
+def reject_message(report: dict[str, Any]) -> str:
+    """One paragraph that explains a rejection on its own (the error text and the alert)."""
+    crit = [f for f in report["failures"] if f["severity"] == "critical"]
+    shown = "; ".join(f"{f['expectation']}: {f['message']}" for f in crit[:6])
+    more = f"; +{len(crit) - 6} more" if len(crit) > 6 else ""
+    return (
+        f"batch {report['dataset']}/{report['batch_id']} (sha {report['source_sha256'][:12]}) rejected by "
+        f"the quality gate: {len(crit)} critical failure(s): {shown}{more}. "
+        f"All {report['rows_quarantined']} rows quarantined in {report['paths']['quarantine']}; "
+        f"report: {report['paths']['report_md']}; data docs: {report['paths']['data_docs']}"
+    )
 
 
 def _cell(value: Any) -> str:

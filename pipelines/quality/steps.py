@@ -1,23 +1,27 @@
-"""What the ``standardize_data_quality`` DAG tasks call: one function per task.
+"""Entry points of the data-quality DAG: one function per task (land, validate, publish).
 
-Each takes and returns small JSON-able dicts (batch id, URI, hash, counts), never
-data, so Airflow only moves references between tasks. Settings are loaded inside
-each step (the worker's environment decides the config), and every log line is
-tagged with the batch id and the Airflow run id.
+Each takes and returns the references of :mod:`pipelines.quality.contracts` (batch id, URIs,
+hash, counts), never data, so the orchestrator only moves references between tasks. Settings are
+loaded inside each step (the worker's environment decides the config), and every log line is
+tagged with the batch id and the orchestrator's run id. Which failures are final is said by the
+errors themselves (:mod:`pipelines.core.errors`): no such batch, or a rejected batch.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
-from typing import Any
 
 import pandas as pd
 
 from pipelines.config import Settings, load_settings
+from pipelines.core.errors import InvalidInputError
 from pipelines.core.observability import get_logger, log_context
-from pipelines.core.periods import batch_ids
+from pipelines.core.periods import period_for_interval
 from pipelines.data.landing import available_batches, land_batch
 from pipelines.data.validated import published
+from pipelines.quality.contracts import BatchVerdict, LandedBatch, PublishedBatch
+from pipelines.quality.errors import VersionMismatchError
 from pipelines.quality.gate import validate_batch
 
 log = get_logger(__name__)
@@ -31,81 +35,63 @@ def resolve_batch_id(
 ) -> str:
     """The batch to process: the explicit ``batch_id`` param, else the one the data interval covers.
 
-    The interval's midpoint is used, cut in the contract's timezone, so a monthly interval
-    [Jan 1 00:00 UTC, Feb 1 00:00 UTC) maps to ``2013-01`` whatever the zone.
+    The interval maps to its batch period through the kernel (its midpoint, cut in the contract's
+    timezone), so a monthly interval [Jan 1 00:00 UTC, Feb 1 00:00 UTC) is ``2013-01`` whatever
+    the zone.
+
+    Raises:
+        InvalidInputError: no batch is given nor derivable, or the source has no such batch.
     """
     if requested:
         return requested.strip()
     if interval_start is None or interval_end is None:
-        raise ValueError("no batch_id given and the run has no data interval to derive one from")
-    start, end = pd.Timestamp(interval_start), pd.Timestamp(interval_end)
-    mid = start + (end - start) / 2
+        raise InvalidInputError("no batch_id given and the run has no data interval to derive one from")
     contract = settings.dataset
-    batch = str(
-        batch_ids(pd.Series([mid.isoformat()]), contract.batch_frequency, contract.event_timezone).iloc[0]
+    batch = period_for_interval(
+        interval_start, interval_end, contract.batch_frequency, contract.event_timezone
     )
     known = available_batches(settings)
     if batch not in known:
-        raise ValueError(
+        start, end = pd.Timestamp(interval_start), pd.Timestamp(interval_end)
+        raise InvalidInputError(
             f"data interval {start} - {end} maps to batch {batch!r}, which the source does not have "
             f"(known: {known[0]}..{known[-1]}); trigger with conf {{'batch_id': ...}}"
         )
     return batch
 
 
-def land_step(
+def land(
     batch_id: str | None,
     interval_start: datetime | None = None,
     interval_end: datetime | None = None,
     run_id: str | None = None,
-) -> dict[str, Any]:
+) -> LandedBatch:
     """Land the batch (idempotent: identical content is not landed twice)."""
     settings = load_settings()
     batch = resolve_batch_id(settings, batch_id, interval_start, interval_end)
     with log_context(batch_id=batch, run_id=run_id):
-        return land_batch(settings, batch).to_dict()
+        return land_batch(settings, batch)
 
 
-def validate_step(landed: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
+def validate(landed: LandedBatch, run_id: str | None = None) -> BatchVerdict:
     """Run the gate on exactly the file the land task landed; raises BatchRejected on rejection."""
     settings = load_settings()
-    verdict = validate_batch(settings, landed["batch_id"], run_id=run_id, expected_sha256=landed["sha256"])
-    return {
-        k: verdict[k]
-        for k in (
-            "dataset",
-            "batch_id",
-            "source_sha256",
-            "status",
-            "uri",
-            "rows_in",
-            "rows_accepted",
-            "rows_quarantined",
-            "failed_expectations",
-        )
-    } | {"report": verdict["paths"]["report_md"], "data_docs": verdict["paths"]["data_docs"]}
+    report = validate_batch(settings, landed.batch_id, run_id=run_id, expected_sha256=landed.sha256)
+    return BatchVerdict.from_report(report)
 
 
-def publish_step(verdict: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
+def publish(verdict: BatchVerdict, run_id: str | None = None) -> PublishedBatch:
     """Confirm the validated store holds this verdict's version; return the asset event's extra."""
     settings = load_settings()
-    batch_id = verdict["batch_id"]
+    batch_id = verdict.batch_id
     with log_context(batch_id=batch_id, run_id=run_id):
         batch = published(settings, batch_id)
-        if batch is None or batch.source_sha256 != verdict["source_sha256"]:
+        if batch is None or batch.source_sha256 != verdict.source_sha256:
             found = None if batch is None else batch.source_sha256[:12]
-            raise RuntimeError(
+            raise VersionMismatchError(
                 f"batch {batch_id}: validated store holds {found}, not the version the gate passed "
-                f"({verdict['source_sha256'][:12]}); nothing announced"
+                f"({verdict.source_sha256[:12]}); nothing announced"
             )
-        extra = {
-            "dataset": batch.dataset,
-            "batch_id": batch.batch_id,
-            "uri": batch.uri,
-            "rows": batch.rows,
-            "rows_quarantined": batch.rows_quarantined,
-            "status": batch.status,
-            "source_sha256": batch.source_sha256,
-        }
-        log.info("validated batch announced", **extra)
+        extra = PublishedBatch.from_validated(batch)
+        log.info("validated batch announced", **asdict(extra))
         return extra

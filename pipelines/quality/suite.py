@@ -19,23 +19,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
 from pipelines.config import DatasetContract, Settings
+from pipelines.core.errors import InvalidInputError
+from pipelines.core.periods import parse_window
+from pipelines.quality.errors import SuiteError
 
 Severity = Literal["critical", "row"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "row")
 KNOWN_PARAMETERS = ("landed_columns", "batch_start", "batch_end", "now")
 # GX's own severity field is set from meta.severity so Data Docs show the same verdict.
 GX_SEVERITY = {"critical": "critical", "row": "warning"}
-
-
-class SuiteError(ValueError):
-    """The expectation suite is malformed or does not match the dataset contract."""
 
 
 @dataclass(frozen=True)
@@ -123,23 +121,13 @@ def load_suite(settings: Settings) -> SuiteSpec:
 
 
 def batch_period(batch_id: str, contract: DatasetContract) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """[start, end) of a batch in UTC, cut in the contract's timezone (mirrors ``batch_ids``)."""
-    tz = contract.event_timezone
+    """[start, end) of a batch in UTC, cut in the contract's timezone (the kernel's batch period)."""
     freq = contract.batch_frequency
     try:
-        if freq == "month":
-            start = pd.Timestamp(f"{batch_id}-01").tz_localize(tz)
-            end = start + pd.DateOffset(months=1)
-        elif freq == "week":
-            year, week = batch_id.split("-W")
-            start = pd.Timestamp(datetime.fromisocalendar(int(year), int(week), 1)).tz_localize(tz)
-            end = start + pd.DateOffset(weeks=1)
-        else:
-            start = pd.Timestamp(batch_id).tz_localize(tz)
-            end = start + pd.DateOffset(days=1)
-    except (ValueError, TypeError) as exc:
+        window = parse_window(batch_id, freq, contract.event_timezone)
+    except InvalidInputError as exc:
         raise SuiteError(f"batch id {batch_id!r} is not a valid {freq} batch id: {exc}") from exc
-    return start.tz_convert("UTC"), end.tz_convert("UTC")
+    return window.start_ts.tz_convert("UTC"), window.end_ts.tz_convert("UTC")
 
 
 def suite_parameters(

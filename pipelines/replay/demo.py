@@ -29,11 +29,12 @@ import secrets
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.config import Settings, load_settings
 from pipelines.replay.orchestration import DagRunRecord
+from pipelines.replay.records import Replay
+from pipelines.replay.report import write_summary
 
 QUICK_MONTHS = 3  # months replayed after the bootstrap in --quick mode
 
@@ -47,23 +48,6 @@ DEMO_OVERRIDES = {
     # No real callers here: each canary step drives itself with the month's replayed requests.
     "MLOPS__CANARY__REPLAY_TRAFFIC": "true",
 }
-
-
-@dataclass
-class Replay:
-    """What the replay did, for the timeline and the summary."""
-
-    settings: Settings
-    runs: list[DagRunRecord] = field(default_factory=list)
-    timeline: list[dict[str, Any]] = field(default_factory=list)
-    traffic_seconds: float = 0.0
-    champion_by_month: dict[str, str] = field(default_factory=dict)
-    baseline_version: str | None = None
-    started: float = field(default_factory=time.perf_counter)
-
-    def note(self, month: str, what: str, detail: str = "") -> None:
-        self.timeline.append({"month": month, "event": what, "detail": detail})
-        print(f"  [{month}] {what}{': ' + detail if detail else ''}", flush=True)
 
 
 def _run(replay: Replay, dags: dict[str, Any], dag_id: str, conf: dict[str, Any], **kw: Any) -> DagRunRecord:
@@ -94,7 +78,7 @@ def _validate(replay: Replay, dags: dict[str, Any], month: str) -> bool:
 
 def _train(replay: Replay, dags: dict[str, Any], month: str, conf: dict[str, Any]) -> str | None:
     """Run automate_training; return the new challenger version, if the gate passed one."""
-    from pipelines.training.registry import challenger_version
+    from pipelines.core.registry import challenger_version
 
     before = challenger_version(replay.settings)
     _run(replay, dags, "automate_training", conf)
@@ -118,7 +102,7 @@ def _release(replay: Replay, dags: dict[str, Any], month: str, version: str) -> 
 
 
 def _champion(settings: Settings) -> str | None:
-    from pipelines.training.registry import champion_version
+    from pipelines.core.registry import champion_version
 
     mv = champion_version(settings)
     return str(mv.version) if mv is not None else None
@@ -126,7 +110,7 @@ def _champion(settings: Settings) -> str | None:
 
 def _serve(replay: Replay, month: str, rows_per_request: int) -> None:
     """Replay the rest of the month (what the canary steps did not already send) to the gateway."""
-    from pipelines.serving.traffic import rows_remaining, send_traffic
+    from pipelines.serving import rows_remaining, send_traffic
 
     requests = rows_remaining(replay.settings, month) // rows_per_request
     if requests == 0:
@@ -146,7 +130,7 @@ def _serve(replay: Replay, month: str, rows_per_request: int) -> None:
 
 def _monitor(replay: Replay, dags: dict[str, Any], month: str) -> dict[str, Any] | None:
     """Run the monitoring DAG; return the training conf it queued, if its policy fired."""
-    from pipelines.monitoring.steps import history_table
+    from pipelines.monitoring import history_table
 
     _run(replay, dags, "automate_drift_monitoring", {"window": month})
     decision = _queued_training_conf(month)
@@ -230,8 +214,6 @@ def replay_year(quick: bool = False, rows_per_request: int = 100) -> Replay:
         if conf is not None:
             pending = _train(replay, dags, month, conf)
 
-    from pipelines.replay.report import write_summary
-
     path = write_summary(replay, months[:last])
     print_timeline(replay)
     print(f"\nsummary: {path}")
@@ -254,8 +236,8 @@ def print_timeline(replay: Replay) -> None:
     print(f"  replayed traffic     {replay.traffic_seconds:7.1f} s (outside DAGs: the users' requests)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--quick", action="store_true", help=f"replay only {QUICK_MONTHS} months after the bootstrap"
     )
@@ -266,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         replay_year(quick=args.quick, rows_per_request=args.rows_per_request)
     finally:
-        from pipelines.serving.launcher import stop_gateway
+        from pipelines.serving import stop_gateway
 
         stop_gateway(load_settings())
     return 0

@@ -13,13 +13,11 @@ import base64
 import html
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pipelines.config import Settings
+from pipelines.config import REPO_ROOT, Settings
 from pipelines.core.observability import read_events
-
-if TYPE_CHECKING:
-    from pipelines.replay.demo import Replay
+from pipelines.replay.records import Replay
 
 
 def _png(fig: Any) -> str:
@@ -33,8 +31,7 @@ def monthly_quality(settings: Settings, champions: dict[str, str], baseline: str
     import mlflow
 
     from pipelines.data.validated import load_batches
-    from pipelines.training.features import predict_scores, prepare_xy
-    from pipelines.training.metrics import compute
+    from pipelines.training import metrics, predict_scores, prepare_xy
 
     mlflow.set_tracking_uri(settings.tracking_uri)
     name, task = settings.mlflow.registered_model, settings.dataset.target.task
@@ -52,7 +49,7 @@ def monthly_quality(settings: Settings, champions: dict[str, str], baseline: str
         row: dict[str, Any] = {"month": month, "champion": version, "rows": data.rows}
         for label, v in (("champion_metric", version), ("baseline_metric", baseline)):
             scores = predict_scores(model(v), data.x, task)
-            row[label] = compute(task, data.y.to_numpy(), scores, [metric]).get(metric)
+            row[label] = metrics.compute(task, data.y.to_numpy(), scores, [metric]).get(metric)
         rows.append(row)
     return rows
 
@@ -63,7 +60,7 @@ def write_summary(replay: Replay, months: list[str]) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pipelines.monitoring.steps import history_table
+    from pipelines.monitoring import history_table
 
     settings = replay.settings
     out = settings.paths.reports / "demo" / "summary.html"
@@ -166,9 +163,9 @@ def write_summary(replay: Replay, months: list[str]) -> Path:
 def _links(settings: Settings) -> str:
     items = []
     try:
-        from pipelines.optimize.scorecard import build_scorecard, write_scorecard_html
+        from pipelines.optimize import build_scorecard, checkout_stage_dags, write_scorecard_html
 
-        card = build_scorecard(settings)
+        card = build_scorecard(settings, checkout_stage_dags(REPO_ROOT / "dags"))
         items.append(f'<a href="{write_scorecard_html(settings, card).as_uri()}">operations scorecard</a>')
     except Exception as exc:  # the summary still renders; the reason is shown, not hidden
         items.append(f"operations scorecard unavailable: {html.escape(str(exc))}")

@@ -21,7 +21,12 @@ if TYPE_CHECKING:
         start_instance,
         stop_gateway,
     )
-    from pipelines.serving.models import ServedModel, columns_from_signature, load_served_model
+    from pipelines.serving.models import (
+        ModelLoadError,
+        ServedModel,
+        columns_from_signature,
+        load_served_model,
+    )
     from pipelines.serving.server import ThreadedServer
     from pipelines.serving.traffic import batch_requests, newest_batch, rows_remaining, send_traffic
 
@@ -31,6 +36,7 @@ _EXPORTS = {
     "GatewayClient": "client",
     "GatewayError": "client",
     "GatewayStartError": "launcher",
+    "ModelLoadError": "models",
     "ServedModel": "models",
     "ThreadedServer": "server",
     "admin_token": "client",
@@ -55,6 +61,7 @@ __all__ = [
     "GatewayClient",
     "GatewayError",
     "GatewayStartError",
+    "ModelLoadError",
     "ServedModel",
     "ThreadedServer",
     "admin_token",

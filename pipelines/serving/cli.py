@@ -7,6 +7,10 @@ status                                                 served versions, weight, 
 traffic    [--batch B] [--requests N] [--rate R] [--concurrency C] [--rows-per-request K]
 release    [--version V|@challenger] [--steps 10,50,100]   whole canary release, in-process
 rollback   [--reason TEXT] [--to VERSION]              abort the canary, or back to the last good champion
+
+``release`` and ``rollback`` belong to the canary (``pipelines.canary.cli``, which sits above
+serving): ``mlops`` (:mod:`pipelines.cli`) routes ``mlops serving release|rollback`` there, so
+this module never imports the canary.
 """
 
 from __future__ import annotations
@@ -23,7 +27,12 @@ def _print(obj: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mlops serving", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="mlops serving",
+        description=__doc__.splitlines()[0],
+        epilog="release, rollback: the canary's commands, run as `mlops serving release|rollback` "
+        "or `mlops canary release|rollback` (see `mlops canary -h`)",
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("serve", help="run the gateway in the foreground")
     p.add_argument("--host")
@@ -39,12 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int)
     p.add_argument("--rows-per-request", type=int, default=1)
     p.add_argument("--label-delay-s", type=float)
-    p = sub.add_parser("release", help="run a whole canary release in-process (what the DAG runs)")
-    p.add_argument("--version", default="@challenger")
-    p.add_argument("--steps", help="comma-separated percentages, e.g. 10,50,100")
-    p = sub.add_parser("rollback", help="abort the canary, or return to the last good champion")
-    p.add_argument("--reason", default="manual rollback (mlops serving rollback)")
-    p.add_argument("--to", dest="to_version", help="roll back to this version instead")
     args = parser.parse_args(argv)
     settings = load_settings()
 
@@ -79,27 +82,17 @@ def main(argv: list[str] | None = None) -> int:
             code, health = gw.health()
             _print({"health": health, "version": gw.version()})
             return 0 if code == 200 else 1
-    if args.cmd == "traffic":
-        from pipelines.serving.traffic import send_traffic
+    from pipelines.serving.traffic import send_traffic
 
-        _print(
-            send_traffic(
-                settings,
-                args.batch,
-                args.requests,
-                args.rate,
-                args.concurrency,
-                rows_per_request=args.rows_per_request,
-                label_delay_s=args.label_delay_s,
-            )
+    _print(
+        send_traffic(
+            settings,
+            args.batch,
+            args.requests,
+            args.rate,
+            args.concurrency,
+            rows_per_request=args.rows_per_request,
+            label_delay_s=args.label_delay_s,
         )
-        return 0
-    from pipelines.canary.release import rollback_release, run_release
-
-    if args.cmd == "rollback":
-        _print(rollback_release(settings, reason=args.reason, to_version=args.to_version))
-        return 0
-    steps = [int(s) for s in args.steps.split(",")] if args.steps else None
-    result = run_release(settings, version=args.version, steps=steps)
-    _print(result)
-    return 3 if result["outcome"] == "rejected" else 0
+    )
+    return 0

@@ -12,9 +12,17 @@ from typing import Any
 import httpx
 
 from pipelines.config import Settings, load_secrets
+from pipelines.core.errors import PipelineError
 
 
-class GatewayError(RuntimeError):
+class GatewayError(PipelineError):
+    """The gateway refused a call or could not be reached (``status_code`` when it answered).
+
+    Retryable: a gateway that is restarting or busy can answer the next attempt.
+    """
+
+    retryable = True
+
     def __init__(self, message: str, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code

@@ -1,5 +1,9 @@
 """The gateway's core: routing between champion and canary, scoring, admin operations.
 
+(Over 400 lines on purpose: one :class:`Gateway` holds the lock, the routing state and the
+snapshot that scoring and every admin operation share; split across modules, the invariants
+below would have to be re-checked in each.)
+
 Kept free of FastAPI so the decisions (which variant answers, what happens when
 the canary fails, what a promotion or rollback changes) are plain Python; the
 HTTP layer (:mod:`pipelines.serving.app`) only translates requests and responses.
@@ -28,11 +32,13 @@ from typing import Any, TypeVar
 import anyio.to_thread
 
 from pipelines.config import Settings
+from pipelines.core.errors import PipelineError
 from pipelines.core.observability import get_logger
 from pipelines.core.predlog import LoggedRequest, PredictionLogWriter, log_url, utc_now_iso
+from pipelines.core.registry import CHAMPION, alias_version_number
 from pipelines.serving.inputs import BadInputError, Table, Validated, parse_body, validate
 from pipelines.serving.metrics import GatewayMetrics
-from pipelines.serving.models import ModelLoadError, ServedModel, load_served_model, resolve_alias
+from pipelines.serving.models import ModelLoadError, ServedModel, load_served_model
 from pipelines.serving.routing import RoutingState, RoutingStore, goes_to_canary, now_iso
 
 log = get_logger(__name__)
@@ -46,11 +52,13 @@ async def _run(offload: bool, fn: Callable[..., T], *args: Any) -> T:
     return await anyio.to_thread.run_sync(fn, *args) if offload else fn(*args)
 
 
-class UnavailableError(Exception):
+class UnavailableError(PipelineError):
     """The gateway cannot answer now (no champion loaded); HTTP 503."""
 
+    retryable = True
 
-class AdminError(Exception):
+
+class AdminError(PipelineError):
     """An admin operation refused; ``status_code`` is 409 (conflict) or 422 (cannot load)."""
 
     def __init__(self, message: str, status_code: int = 409) -> None:
@@ -143,7 +151,7 @@ class Gateway:
         version = self.state.champion_version
         try:
             if version is None:
-                version = resolve_alias(self.settings, "champion")
+                version = alias_version_number(self.settings, CHAMPION)
                 if version is None:
                     self.load_error = None
                     log.warning("no champion yet: the gateway answers 503 until one is set")

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.core.errors import PipelineError
 from pipelines.serving.models import ColumnSpec
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -44,8 +45,8 @@ _EXPECTED = {
 }
 
 
-class BadInputError(Exception):
-    """A request the gateway refuses, with the status to answer and why."""
+class BadInputError(PipelineError):
+    """A request the gateway refuses, with the status to answer and why (the same on every try)."""
 
     def __init__(self, message: str, status_code: int = 400) -> None:
         super().__init__(message)

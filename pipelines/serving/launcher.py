@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 
 from pipelines.config import REPO_ROOT, Settings
+from pipelines.core.errors import PipelineError
 from pipelines.core.observability import get_logger, write_json_atomic
 from pipelines.serving.gateway import SERVICE
 
@@ -38,8 +39,13 @@ log = get_logger(__name__)
 CONTAINER_PORT = 8080
 
 
-class GatewayStartError(RuntimeError):
-    """A gateway did not come up; the message carries the tail of its log."""
+class GatewayStartError(PipelineError):
+    """A gateway did not come up; the message carries the tail of its log.
+
+    Retryable: a busy host, a port race or a slow image pull can pass on the next attempt.
+    """
+
+    retryable = True
 
 
 def gateway_url(settings: Settings) -> str:

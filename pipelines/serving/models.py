@@ -29,7 +29,9 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Settings
+from pipelines.core.errors import PipelineError
 from pipelines.core.observability import get_logger
+from pipelines.core.registry import client_for
 from pipelines.serving.batching import MicroBatcher
 
 log = get_logger(__name__)
@@ -46,8 +48,14 @@ _KINDS: dict[str, Kind] = {
 }
 
 
-class ModelLoadError(RuntimeError):
-    """The model version cannot be served; the message says why and where."""
+class ModelLoadError(PipelineError):
+    """The model version cannot be served; the message says why and where.
+
+    Retryable: the registry or artifact store may be what failed, and the steps that load
+    models have always left such failures to the orchestrator's retries.
+    """
+
+    retryable = True
 
 
 @dataclass(frozen=True)
@@ -160,7 +168,6 @@ def load_served_model(settings: Settings, version: str | int) -> ServedModel:
     """Download one registered version and make it servable (raises ModelLoadError)."""
     import mlflow
     import mlflow.sklearn
-    from mlflow import MlflowClient
     from mlflow.models import Model
 
     name = settings.mlflow.registered_model
@@ -169,7 +176,7 @@ def load_served_model(settings: Settings, version: str | int) -> ServedModel:
     # Explicit URIs, never MLflow's process-global ones: a process may hold several settings
     # (tests, the DAG processor), and the registry URI must not come from whoever set it last.
     uri = settings.tracking_uri
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = client_for(settings)
     try:
         mv = client.get_model_version(name, version)
         # The artifact location itself, not a models:/ URI: resolving the version's logged-model
@@ -259,21 +266,3 @@ def _use_fast_path(served: ServedModel, reference: np.ndarray) -> None:
     # Estimators fitted on DataFrames warn on every numpy call; the check above is the real one.
     warnings.filterwarnings("ignore", message="X does not have valid feature names")
     served.fast_path = True
-
-
-def resolve_alias(settings: Settings, alias: str) -> str | None:
-    """The version an alias points to, or None when the model or the alias does not exist."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
-    try:
-        # The alias map, not get_model_version_by_alias: a missing alias is an
-        # INVALID_PARAMETER_VALUE there, indistinguishable from a real error.
-        aliases = client.get_registered_model(settings.mlflow.registered_model).aliases
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return None
-        raise
-    version = aliases.get(alias)
-    return None if version is None else str(version)

@@ -1,31 +1,38 @@
 """Training: contract-driven sklearn pipelines, MLflow tracking, registry aliases, evaluation gate.
 
-Public functions (import from the submodules; this package import stays light):
+Anatomy (follow the training DAG through ``steps`` and the four effect modules it calls):
 
-* ``features.build_pipeline(contract, training_cfg) -> sklearn.Pipeline`` — preprocessing from
-  the contract's feature roles + the configured estimator (default HistGradientBoosting by task),
-  seeded. ``features.coerce_features(contract, df)`` gives the model's input dtypes (numeric
-  float64, categorical str/None): **MLflow refuses int64 for a double column**, so callers that
-  build frames from JSON cast through it before ``pyfunc.predict``.
-  ``features.scores_from_pyfunc(output, task)``: classifiers are logged with
-  ``pyfunc_predict_fn="predict_proba"``, so ``pyfunc.predict`` returns (n, 2); column 1 is
-  P(positive class), the served prediction.
-* ``window.resolve_window(settings, window=None|[ids]|N, holdout=None) -> TrainingWindow`` —
-  holdout = newest published batch not used in training; window = the N batches before it.
-* ``train.train_candidate(settings, window, reason) -> dict`` — trains (or reuses, by dedupe
-  key) and logs one MLflow run; returns ``{run_id, model_uri, dedupe_key, ...}``.
-* ``evaluate.evaluate_candidate(settings, train_result) -> dict`` — candidate vs ``@champion``
-  on the same holdout: metrics, slices, behavioural checks, importance, plots; the document
-  is the run artifact ``evaluation/evaluation.json`` (``evaluate.load_evaluation(uri)``).
-* ``gate.decide(evaluation, gate_cfg, task) -> Verdict`` (pure) and
-  ``gate.gate_candidate(settings, evaluation) -> dict`` (also logs and records the event).
-* ``registry.register_candidate(settings, train_result, evaluation, verdict) -> dict`` —
-  version + tags (+ ``@challenger`` if passed; ``@champion`` is never touched here).
-  ``registry.champion_version(settings)``, ``registry.challenger_version(settings)``,
-  ``registry.list_versions(settings)``.
-* ``steps.run_training(settings, window, holdout, reason) -> dict`` — the whole chain
-  (what the DAG does task by task); ``policy.should_train`` — when an asset event trains.
+* ``contracts`` — what the DAG's tasks hand each other: ``TrainingWindow``, ``TrainingRequest``,
+  ``TrainedCandidate``, ``EvaluationRef``, ``GateVerdict``, ``Registration`` (references only).
+* ``steps`` — one function per DAG task; ``run_training(settings, window, holdout, reason)`` is
+  the whole chain in-process (CLI, demo, optimization) and returns the registration as a dict.
+* pure decisions: ``policy.decide_should_train`` (does an asset event train?) and
+  ``verdict.decide(evaluation, gate_cfg, task) -> Verdict`` (the evaluation gate, on the kernel's
+  ``Criterion``/``Verdict``).
+* effects: ``window`` (which published batches; ``should_train`` gathers the policy's facts),
+  ``train`` (``train_candidate`` trains or reuses, by dedupe key, one MLflow run), ``evaluate``
+  (candidate vs ``@champion`` on the same holdout, the document ``evaluation/evaluation.json``;
+  ``gate_candidate`` records the verdict), ``registry`` (``register_candidate``: version + tags,
+  ``@challenger`` only if passed; ``@champion`` is never touched here), ``tracking`` (MLflow
+  connection, provenance).
+* helpers: ``features`` (the sklearn pipeline from the contract's feature roles), ``metrics``
+  (the metric catalogue), ``plots``, ``errors``; ``cli``.
 
+Public API (this package import stays light; each name is imported on first use):
+
+* ``build_pipeline(contract, training_cfg) -> sklearn.Pipeline`` — preprocessing from the
+  contract's feature roles + the configured estimator (default HistGradientBoosting by task),
+  seeded. ``coerce_features(contract, df)`` gives the model's input dtypes (numeric float64,
+  categorical str/None): **MLflow refuses int64 for a double column**, so callers that build
+  frames from JSON cast through it before ``pyfunc.predict``. ``scores_from_pyfunc(output,
+  task)``: classifiers are logged with ``pyfunc_predict_fn="predict_proba"``, so
+  ``pyfunc.predict`` returns (n, 2); column 1 is P(positive class), the served prediction.
+* ``resolve_window(settings, window=None|[ids]|N, holdout=None) -> TrainingWindow`` — holdout =
+  newest published batch not used in training; window = the N batches before it.
+* ``run_training``, ``has_new_challenger(Registration)``, ``challenger_event_extra(Registration)``,
+  ``load_evaluation(uri, tracking_uri)``.
+
+Registry look-ups (aliases, versions, the client) are the kernel's: :mod:`pipelines.core.registry`.
 Serving loads ``models:/<settings.mlflow.registered_model>@<alias>``. Tuned parameters go
 through the same gate: build a ``Settings`` whose ``training.estimator_params`` hold them and
 call ``run_training``.
@@ -37,7 +44,17 @@ from pipelines.core.lazy import lazy_api
 
 if TYPE_CHECKING:
     from pipelines.training import metrics
+    from pipelines.training.contracts import (
+        CodeVersion,
+        EvaluationRef,
+        GateVerdict,
+        Registration,
+        TrainedCandidate,
+        TrainingRequest,
+        TrainingWindow,
+    )
     from pipelines.training.errors import TrainingError, WindowError
+    from pipelines.training.evaluate import load_evaluation
     from pipelines.training.features import (
         build_pipeline,
         coerce_features,
@@ -48,12 +65,18 @@ if TYPE_CHECKING:
     )
     from pipelines.training.steps import challenger_event_extra, has_new_challenger, run_training
     from pipelines.training.tracking import artifact_root, configure_tracking
-    from pipelines.training.window import TrainingWindow, load_window, resolve_window
+    from pipelines.training.window import load_window, resolve_window, retrain_window
 
 # The public API: name -> module. Imported on first use (see pipelines.core.lazy).
 _EXPORTS = {
+    "CodeVersion": "contracts",
+    "EvaluationRef": "contracts",
+    "GateVerdict": "contracts",
+    "Registration": "contracts",
+    "TrainedCandidate": "contracts",
     "TrainingError": "errors",
-    "TrainingWindow": "window",
+    "TrainingRequest": "contracts",
+    "TrainingWindow": "contracts",
     "WindowError": "errors",
     "artifact_root": "tracking",
     "build_pipeline": "features",
@@ -61,18 +84,26 @@ _EXPORTS = {
     "coerce_features": "features",
     "configure_tracking": "tracking",
     "has_new_challenger": "steps",
+    "load_evaluation": "evaluate",
     "load_window": "window",
     "make_estimator": "features",
     "metrics": "metrics",
     "predict_scores": "features",
     "prepare_xy": "features",
     "resolve_window": "window",
+    "retrain_window": "window",
     "run_training": "steps",
     "scores_from_pyfunc": "features",
 }
 __getattr__, __dir__ = lazy_api(__name__, _EXPORTS)
 __all__ = [
+    "CodeVersion",
+    "EvaluationRef",
+    "GateVerdict",
+    "Registration",
+    "TrainedCandidate",
     "TrainingError",
+    "TrainingRequest",
     "TrainingWindow",
     "WindowError",
     "artifact_root",
@@ -81,12 +112,14 @@ __all__ = [
     "coerce_features",
     "configure_tracking",
     "has_new_challenger",
+    "load_evaluation",
     "load_window",
     "make_estimator",
     "metrics",
     "predict_scores",
     "prepare_xy",
     "resolve_window",
+    "retrain_window",
     "run_training",
     "scores_from_pyfunc",
 ]

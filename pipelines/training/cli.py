@@ -31,7 +31,7 @@ def _train(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _show(settings: Settings, args: argparse.Namespace) -> int:
-    from pipelines.training.registry import client_for, list_versions
+    from pipelines.core.registry import client_for, list_versions
     from pipelines.training.tracking import check_reachable
 
     check_reachable(settings)

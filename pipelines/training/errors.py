@@ -4,16 +4,18 @@ Every error names the cause and where the evidence is (batch ids, run id, model
 version, artifact path), so an operator reading a failed Airflow task log knows
 what to fix without re-running anything. Each is raised *before* the registry is
 written, which is what keeps the registry and its aliases unchanged on bad input.
+
+All are final (``retryable = False``, see :mod:`pipelines.core.errors`) except
+:class:`TrackingUnavailableError`: a server that is down may come back.
 """
 
 from __future__ import annotations
 
+from pipelines.core.errors import PipelineError
 
-class TrainingError(RuntimeError):
+
+class TrainingError(PipelineError):
     """Base class: training, evaluation or registration refused to continue."""
-
-    #: Whether trying again later can succeed (an orchestrator retries only these).
-    retryable = False
 
 
 class WindowError(TrainingError):

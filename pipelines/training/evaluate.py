@@ -1,10 +1,11 @@
-"""Score the candidate and the current champion on the same fresh holdout.
+"""Score the candidate and the current champion on the same fresh holdout; record the gate's verdict.
 
 Everything the gate needs is measured here and stored as one JSON document in
 the candidate's MLflow run (``evaluation/evaluation.json``): overall metrics of
 both models, per-slice metrics, behavioural test results and permutation
 importance, plus ROC / calibration (or residual) plots. The gate itself
-(:mod:`pipelines.training.gate`) is a pure function of that document and config.
+(:mod:`pipelines.training.verdict`) is a pure function of that document and config;
+:func:`gate_candidate` records its verdict in the same run and as a ``gate_verdict`` event.
 
 Models are scored through ``mlflow.pyfunc`` with signature enforcement: what is
 judged is the logged artifact, exactly as serving will load it.
@@ -23,13 +24,16 @@ from mlflow.entities import Metric
 from threadpoolctl import threadpool_limits
 
 from pipelines.config import BehaviouralCheck, Settings
-from pipelines.core.observability import get_logger, log_context
+from pipelines.core.observability import get_logger, log_context, record_event
+from pipelines.core.registry import champion_version, client_for
 from pipelines.training import metrics
+from pipelines.training.contracts import EvaluationRef, GateVerdict, TrainedCandidate
 from pipelines.training.errors import ChampionUnavailableError, TrainingConfigError, TrainingDataError
 from pipelines.training.features import prepare_xy, scores_from_pyfunc
-from pipelines.training.registry import champion_version
+from pipelines.training.plots import evaluation_figures
 from pipelines.training.tracking import configure_tracking, evaluation_config_hash
-from pipelines.training.window import TrainingWindow, load_window
+from pipelines.training.verdict import decide
+from pipelines.training.window import load_window
 
 log = get_logger(__name__)
 
@@ -181,61 +185,9 @@ def permutation_importance(
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
-def _plots(
-    settings: Settings,
-    y: np.ndarray,
-    cand: np.ndarray,
-    champ: np.ndarray | None,
-    champ_label: str,
-    importance: dict[str, float],
-) -> dict[str, Any]:
-    """Figures keyed by artifact path (matplotlib, headless)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figs: dict[str, Any] = {}
-    task = settings.dataset.target.task
-    series = [("candidate", cand)] + ([(champ_label, champ)] if champ is not None else [])
-    if task == "classification":
-        from sklearn.calibration import calibration_curve
-        from sklearn.metrics import roc_curve
-
-        fig, ax = plt.subplots(figsize=(5, 5))
-        for label, s in series:
-            fpr, tpr, _ = roc_curve(y, s)
-            ax.plot(fpr, tpr, label=f"{label} (AUC {metrics.CLASSIFICATION['roc_auc'].fn(y, s):.3f})")
-        ax.plot([0, 1], [0, 1], "k:", lw=1)
-        ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC on holdout")
-        ax.legend(loc="lower right")
-        figs["evaluation/roc.png"] = fig
-        fig, ax = plt.subplots(figsize=(5, 5))
-        for label, s in series:
-            frac, mean_pred = calibration_curve(y, s, n_bins=10, strategy="quantile")
-            ax.plot(mean_pred, frac, "o-", label=label)
-        ax.plot([0, 1], [0, 1], "k:", lw=1)
-        ax.set(xlabel="mean predicted probability", ylabel="observed frequency", title="Calibration")
-        ax.legend(loc="upper left")
-        figs["evaluation/calibration.png"] = fig
-    else:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.scatter(cand, y - cand, s=4, alpha=0.4)
-        ax.axhline(0, color="k", lw=1)
-        ax.set(xlabel="predicted", ylabel="residual (actual - predicted)", title="Residuals on holdout")
-        figs["evaluation/residuals.png"] = fig
-    top = list(importance.items())[:20][::-1]
-    fig, ax = plt.subplots(figsize=(6, 0.3 * len(top) + 1.2))
-    ax.barh([k for k, _ in top], [v for _, v in top])
-    ax.set(xlabel="mean loss of the primary metric when shuffled", title="Permutation importance")
-    fig.tight_layout()
-    figs["evaluation/feature_importance.png"] = fig
-    return figs
-
-
-def _cached(run_id: str, champion: str | None, eval_hash: str) -> dict[str, Any] | None:
+def _cached(settings: Settings, run_id: str, champion: str | None, eval_hash: str) -> dict[str, Any] | None:
     """The stored evaluation if it was made against the same champion and gate config."""
-    client = mlflow.MlflowClient()
+    client = client_for(settings)
     names = {a.path for a in client.list_artifacts(run_id, "evaluation")}
     if EVALUATION_ARTIFACT not in names:
         return None
@@ -246,40 +198,40 @@ def _cached(run_id: str, champion: str | None, eval_hash: str) -> dict[str, Any]
     return None
 
 
-def evaluate_candidate(settings: Settings, train_result: dict[str, Any]) -> dict[str, Any]:
-    """Evaluate the candidate of ``train_result`` against ``@champion`` on its holdout.
+def evaluate_candidate(settings: Settings, trained: TrainedCandidate) -> EvaluationRef:
+    """Evaluate the candidate against ``@champion`` on its holdout.
 
-    Returns a reference: ``{run_id, evaluation_uri, champion_version, candidate_primary,
-    champion_primary, primary_metric, cached}``; the full document is the run artifact.
+    Returns a reference (the document's URI and headline figures); the full document is the
+    run artifact.
 
     Raises:
         ChampionUnavailableError: a champion exists but cannot be loaded or cannot score.
         TrainingConfigError: a gate metric or behavioural check does not fit the contract.
     """
     configure_tracking(settings)
-    run_id = str(train_result["run_id"])
+    run_id = trained.run_id
     contract = settings.dataset
     task = contract.target.task
     primary = settings.gate.for_task(task).primary_metric
     metrics.spec(task, primary)  # unknown metric names fail before any work
     for name in settings.gate.for_task(task).absolute:
         metrics.spec(task, name)
-    window = TrainingWindow.from_dict(train_result["window"])
+    window = trained.window
     eval_hash = evaluation_config_hash(settings)
 
     with log_context(run_id=run_id), threadpool_limits(limits=settings.training.threads or None):
         mv, champion = load_champion(settings)
         champion_ver = str(mv.version) if mv is not None else None
-        cached = _cached(run_id, champion_ver, eval_hash)
+        cached = _cached(settings, run_id, champion_ver, eval_hash)
         if cached is not None:
             log.info("evaluation unchanged since last run; reusing", champion_version=champion_ver)
-            return _reference(run_id, cached, primary, cached=True)
+            return _reference(trained, cached, primary, cached=True)
 
         holdout_df = load_window(settings, (window.holdout_batch,))
         holdout = prepare_xy(contract, holdout_df)
         labelled = holdout_df[holdout_df[contract.target.name].notna()].reset_index(drop=True)
         y = holdout.y.to_numpy()
-        candidate = mlflow.pyfunc.load_model(str(train_result["model_uri"]))
+        candidate = mlflow.pyfunc.load_model(trained.model_uri)
         cand = score(candidate, holdout.x, task)
         champ: np.ndarray | None = None
         champion_doc: dict[str, Any] | None = None
@@ -303,7 +255,7 @@ def evaluate_candidate(settings: Settings, train_result: dict[str, Any]) -> dict
         importance = permutation_importance(candidate, holdout.x, y, settings)
         doc: dict[str, Any] = {
             "run_id": run_id,
-            "model_uri": train_result["model_uri"],
+            "model_uri": trained.model_uri,
             "task": task,
             "primary_metric": primary,
             "window": window.to_dict(),
@@ -317,12 +269,12 @@ def evaluate_candidate(settings: Settings, train_result: dict[str, Any]) -> dict
             "behavioural": run_behavioural(candidate, holdout.x, settings),
             "feature_importance": importance,
         }
-        figs = _plots(
+        figs = evaluation_figures(
             settings, y, cand, champ, f"champion v{champion_ver}" if champion_ver else "", importance
         )
         # Logged through the client into the finished training run: no run is resumed, so its
         # status never flips, and a caller's own active run (e.g. a tuning parent) is untouched.
-        client = mlflow.MlflowClient()
+        client = client_for(settings)
         now = int(time.time() * 1000)
         client.log_batch(
             run_id, metrics=[Metric(k, v, now, 0) for k, v in _flat_metrics(doc).items()], synchronous=True
@@ -343,7 +295,7 @@ def evaluate_candidate(settings: Settings, train_result: dict[str, Any]) -> dict
             candidate=round(doc["candidate"]["metrics"].get(primary, float("nan")), 4),
             champion_version=champion_ver,
         )
-        return _reference(run_id, doc, primary, cached=False)
+        return _reference(trained, doc, primary, cached=False)
 
 
 def _flat_metrics(doc: dict[str, Any]) -> dict[str, float]:
@@ -358,17 +310,17 @@ def _flat_metrics(doc: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
 
 
-def _reference(run_id: str, doc: dict[str, Any], primary: str, cached: bool) -> dict[str, Any]:
+def _reference(trained: TrainedCandidate, doc: dict[str, Any], primary: str, cached: bool) -> EvaluationRef:
     champion = doc.get("champion") or {}
-    return {
-        "run_id": run_id,
-        "evaluation_uri": f"runs:/{run_id}/{EVALUATION_ARTIFACT}",
-        "primary_metric": primary,
-        "candidate_primary": doc["candidate"]["metrics"].get(primary),
-        "champion_version": champion.get("version"),
-        "champion_primary": (champion.get("metrics") or {}).get(primary),
-        "cached": cached,
-    }
+    return EvaluationRef(
+        candidate=trained,
+        evaluation_uri=f"runs:/{trained.run_id}/{EVALUATION_ARTIFACT}",
+        primary_metric=primary,
+        candidate_primary=doc["candidate"]["metrics"].get(primary),
+        champion_version=champion.get("version"),
+        champion_primary=(champion.get("metrics") or {}).get(primary),
+        cached=cached,
+    )
 
 
 def load_evaluation(evaluation_uri: str, tracking_uri: str | None = None) -> dict[str, Any]:
@@ -380,3 +332,48 @@ def load_evaluation(evaluation_uri: str, tracking_uri: str | None = None) -> dic
     if tracking_uri is not None:
         mlflow.set_tracking_uri(tracking_uri)
     return mlflow.artifacts.load_dict(evaluation_uri)
+
+
+def gate_candidate(settings: Settings, evaluation: EvaluationRef, document: dict[str, Any]) -> GateVerdict:
+    """Decide (:func:`pipelines.training.verdict.decide`), log the verdict to the candidate's run
+    and record a ``gate_verdict`` event.
+
+    ``document`` is the evaluation document ``evaluation`` points to (the caller has read it,
+    and registration needs it too).
+    """
+    task = settings.dataset.target.task
+    verdict = decide(document, settings.gate, task)
+    record = verdict.to_dict()
+    run_id = str(document["run_id"])
+    client = configure_tracking(settings)  # into the finished training run, without resuming it
+    with log_context(run_id=run_id):
+        client.set_tag(run_id, "gate.verdict", record["verdict"])
+        client.set_tag(run_id, "gate.failed_criteria", ",".join(record["failed_criteria"]) or "none")
+        client.log_dict(run_id, record, "evaluation/verdict.json")
+        level = log.info if verdict.passed else log.warning
+        level(
+            f"gate {record['verdict']}",
+            champion_version=verdict.champion_version,
+            failures=record["failures"],
+        )
+    record_event(
+        settings.paths.events,
+        "gate_verdict",
+        run_id,
+        model_name=settings.mlflow.registered_model,
+        run_id=run_id,
+        verdict=record["verdict"],
+        champion_version=verdict.champion_version,
+        failed_criteria=record["failed_criteria"],
+        failures=record["failures"],
+        holdout_batch=document.get("holdout_batch"),
+        metrics=(document.get("candidate") or {}).get("metrics"),
+    )
+    return GateVerdict(
+        candidate=evaluation.candidate,
+        evaluation_uri=evaluation.evaluation_uri,
+        passed=verdict.passed,
+        champion_version=verdict.champion_version,
+        failed_criteria=tuple(verdict.failed_criteria),
+        failures=tuple(verdict.failures),
+    )

@@ -13,58 +13,27 @@ that version's verdict tags instead of adding a version.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from pipelines.config import Settings
 from pipelines.core.observability import get_logger, log_context
+from pipelines.core.registry import (
+    CHALLENGER,
+    MAX_TAG_CHARS,
+    challenger_version,
+    champion_version,
+    client_for,
+)
+from pipelines.training.contracts import GateVerdict, Registration, TrainedCandidate
 from pipelines.training.train import DEDUPE_TAG
 
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
 log = get_logger(__name__)
-
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-MAX_TAG_CHARS = 4900
-
-
-def client_for(settings: Settings) -> MlflowClient:
-    """A client bound to the configured store, without touching MLflow's global state."""
-    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
-
-
-def alias_version(settings: Settings, alias: str, client: MlflowClient | None = None) -> ModelVersion | None:
-    """The version holding ``alias``, or None when the model or the alias does not exist."""
-    client = client or client_for(settings)
-    name = settings.mlflow.registered_model
-    # Read the alias map instead of get_model_version_by_alias: a missing alias comes back as
-    # INVALID_PARAMETER_VALUE there, indistinguishable from a real error.
-    try:
-        aliases = client.get_registered_model(name).aliases
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return None
-        raise
-    version = aliases.get(alias)
-    return None if version is None else client.get_model_version(name, str(version))
-
-
-def champion_version(settings: Settings, client: MlflowClient | None = None) -> ModelVersion | None:
-    """The ``@champion`` version (what serves traffic), or None before the first release."""
-    return alias_version(settings, CHAMPION, client)
-
-
-def challenger_version(settings: Settings, client: MlflowClient | None = None) -> ModelVersion | None:
-    return alias_version(settings, CHALLENGER, client)
-
-
-def list_versions(settings: Settings, client: MlflowClient | None = None) -> list[ModelVersion]:
-    """All versions of the registered model, oldest first (empty if it does not exist)."""
-    client = client or client_for(settings)
-    found = client.search_model_versions(f"name = '{settings.mlflow.registered_model}'")
-    return sorted(found, key=lambda mv: int(mv.version))
 
 
 def find_by_dedupe_key(
@@ -101,26 +70,26 @@ def _ensure_model(settings: Settings, client: MlflowClient) -> None:
 
 
 def version_tags(
-    train_result: dict[str, Any], evaluation: dict[str, Any], verdict: dict[str, Any]
+    trained: TrainedCandidate, evaluation: dict[str, Any], verdict: GateVerdict
 ) -> dict[str, str]:
     """Everything needed to audit a version without opening its run."""
-    window = train_result["window"]
+    window = trained.window
     tags = {
-        DEDUPE_TAG: train_result["dedupe_key"],
-        "mlops.reason": train_result.get("reason") or "unspecified",
-        "data.train_batches": ",".join(window["train_batches"]),
-        "data.holdout_batch": window["holdout_batch"],
-        "data.train_fingerprint": train_result["train_fingerprint"],
-        "data.holdout_fingerprint": train_result["holdout_fingerprint"],
-        "data.train_rows": str(train_result["train_rows"]),
-        "data.dropped_null_target": str(train_result["dropped_null_target"]),
-        "code.git_sha": train_result["code"]["git_sha"],
-        "code.source_hash": train_result["code"]["source_hash"],
-        "config_hash": train_result["config_hash"],
-        "gate.verdict": verdict["verdict"],
-        "gate.failed_criteria": ",".join(verdict["failed_criteria"]) or "none",
-        "gate.failures": "; ".join(verdict["failures"])[:MAX_TAG_CHARS] or "none",
-        "gate.champion_version": str(verdict.get("champion_version") or "none"),
+        DEDUPE_TAG: trained.dedupe_key,
+        "mlops.reason": trained.reason or "unspecified",
+        "data.train_batches": ",".join(window.train_batches),
+        "data.holdout_batch": window.holdout_batch,
+        "data.train_fingerprint": trained.train_fingerprint,
+        "data.holdout_fingerprint": trained.holdout_fingerprint,
+        "data.train_rows": str(trained.train_rows),
+        "data.dropped_null_target": str(trained.dropped_null_target),
+        "code.git_sha": trained.code.git_sha,
+        "code.source_hash": trained.code.source_hash,
+        "config_hash": trained.config_hash,
+        "gate.verdict": verdict.verdict,
+        "gate.failed_criteria": ",".join(verdict.failed_criteria) or "none",
+        "gate.failures": "; ".join(verdict.failures)[:MAX_TAG_CHARS] or "none",
+        "gate.champion_version": str(verdict.champion_version or "none"),
         "gate.evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     for name, value in evaluation["candidate"]["metrics"].items():
@@ -128,34 +97,29 @@ def version_tags(
     return tags
 
 
-def register_candidate(
-    settings: Settings,
-    train_result: dict[str, Any],
-    evaluation: dict[str, Any],
-    verdict: dict[str, Any],
-) -> dict[str, Any]:
+def register_candidate(settings: Settings, verdict: GateVerdict, evaluation: dict[str, Any]) -> Registration:
     """Register (or find) the candidate's version, tag it, and give it ``@challenger`` if it passed.
 
-    Returns:
-        ``{model_name, version, run_id, passed, verdict, alias, duplicate, champion_version}``;
-        ``alias`` is "challenger" only when this call left the challenger alias on the version.
+    ``evaluation`` is the candidate's evaluation document (its metrics become tags). The result's
+    ``alias`` is "challenger" only when this call left the challenger alias on the version.
     """
+    trained = verdict.candidate
     client = client_for(settings)
     name = settings.mlflow.registered_model
-    run_id = str(train_result["run_id"])
+    run_id = trained.run_id
     with log_context(run_id=run_id, model_name=name):
         _ensure_model(settings, client)
-        tags = version_tags(train_result, evaluation, verdict)
-        existing = find_by_dedupe_key(settings, train_result["dedupe_key"], client)
+        tags = version_tags(trained, evaluation, verdict)
+        existing = find_by_dedupe_key(settings, trained.dedupe_key, client)
         if existing is None:
             mv = client.create_model_version(
                 name,
-                source=str(train_result["model_uri"]),
+                source=trained.model_uri,
                 run_id=run_id,
                 tags=tags,
-                description=f"trained on {','.join(train_result['window']['train_batches'])}, "
-                f"holdout {train_result['window']['holdout_batch']}",
-                model_id=train_result.get("model_id") or None,
+                description=f"trained on {','.join(trained.window.train_batches)}, "
+                f"holdout {trained.window.holdout_batch}",
+                model_id=trained.model_id or None,
             )
             version, duplicate = str(mv.version), False
             log.info("model version registered", version=version)
@@ -165,7 +129,7 @@ def register_candidate(
                 client.set_model_version_tag(name, version, key, value)
             log.info("candidate already registered; tags refreshed, no new version", version=version)
 
-        passed = verdict["verdict"] == "passed"
+        passed = verdict.passed
         champion = champion_version(settings, client)
         challenger = challenger_version(settings, client)
         alias: str | None = None
@@ -179,13 +143,13 @@ def register_candidate(
             # Re-evaluated (e.g. against a new champion) and now rejected: it must not stay next in line.
             client.delete_registered_model_alias(name, CHALLENGER)
             log.warning("rejected version lost the challenger alias", version=version)
-        return {
-            "model_name": name,
-            "version": version,
-            "run_id": run_id,
-            "passed": passed,
-            "verdict": verdict["verdict"],
-            "alias": alias,
-            "duplicate": duplicate,
-            "champion_version": str(champion.version) if champion is not None else None,
-        }
+        return Registration(
+            model_name=name,
+            version=version,
+            run_id=run_id,
+            passed=passed,
+            verdict=verdict.verdict,
+            alias=alias,
+            duplicate=duplicate,
+            champion_version=str(champion.version) if champion is not None else None,
+        )

@@ -1,96 +1,116 @@
-"""One function per ``automate_training`` task, and the whole chain for the CLI.
+"""One function per task of the training DAG, and the whole chain for the CLI.
 
-Each step takes and returns small JSON-able dicts (batch ids, run ids, versions),
-loads settings itself, and does one thing; Airflow only wires them together.
+Each step loads settings itself, does one thing and hands the next task a reference
+(:mod:`pipelines.training.contracts`): batch ids, run ids, URIs, versions. The DAG calls them
+through ``dags/_common.call``, which rebuilds those dataclasses from XCom's JSON by the type
+hints below, so the contracts are imported here at module level; the modules that do the work
+(MLflow, scikit-learn) are imported inside each step.
+
+Follow a run task by task: :func:`should_train` → :func:`resolve_window` → :func:`train` →
+:func:`evaluate` → :func:`gate` → :func:`register` → :func:`has_new_challenger` →
+:func:`challenger_event_extra`. :func:`run_training` is the same chain in one process.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipelines.config import Settings, load_settings
+from pipelines.core.contracts import to_xcom
 from pipelines.core.observability import get_logger, log_context
+from pipelines.core.registry import CHALLENGER
+from pipelines.training.contracts import (
+    EvaluationRef,
+    GateVerdict,
+    Registration,
+    TrainedCandidate,
+    TrainingRequest,
+)
 
 log = get_logger(__name__)
 
 
-def is_final(exc: BaseException) -> bool:
-    """Bad windows, single-class data, a missing champion artifact... fail the same way on every
-    try; an unreachable tracking server (a retryable TrainingError) is worth Airflow's retries."""
-    from pipelines.training.errors import TrainingError
-
-    return isinstance(exc, TrainingError) and not exc.retryable
+def _reason(params: Mapping[str, Any] | None) -> str:
+    return str(dict(params or {}).get("reason") or "")
 
 
-def should_train_step(params: dict[str, Any] | None, asset_triggered: bool) -> bool:
-    from pipelines.training.policy import should_train
+def should_train(params: Mapping[str, Any] | None, asset_events: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether this run trains (see :mod:`pipelines.training.policy`); the task log says why.
 
-    params = dict(params or {})
-    decision = should_train(load_settings(), str(params.get("reason") or ""), asset_triggered)
+    ``asset_events`` are the extras of the asset events that triggered the run (empty for a
+    manual or monitoring run).
+    """
+    from pipelines.training.window import should_train as decide
+
+    decision = decide(load_settings(), _reason(params), asset_triggered=bool(asset_events))
     log.info("training decision", train=decision.train, why=decision.why)
     return decision.train
 
 
-def resolve_window_step(params: dict[str, Any] | None, asset_triggered: bool = False) -> dict[str, Any]:
-    from pipelines.training.window import resolve_window
+def resolve_window(
+    params: Mapping[str, Any] | None, asset_events: Sequence[Mapping[str, Any]] = ()
+) -> TrainingRequest:
+    """The published batches to train on and the holdout, from the ``window``/``holdout`` params."""
+    from pipelines.training.window import resolve_window as resolve
 
-    params = dict(params or {})
-    window = resolve_window(load_settings(), params.get("window"), params.get("holdout") or None)
-    default = "asset: new validated batch" if asset_triggered else "manual run"
-    return {**window.to_dict(), "reason": str(params.get("reason") or default)}
+    p = dict(params or {})
+    window = resolve(load_settings(), p.get("window"), p.get("holdout") or None)
+    default = "asset: new validated batch" if asset_events else "manual run"
+    return TrainingRequest(window, _reason(p) or default)
 
 
-def train_step(window_ref: dict[str, Any]) -> dict[str, Any]:
+def train(request: TrainingRequest) -> TrainedCandidate:
     from pipelines.training.train import train_candidate
-    from pipelines.training.window import TrainingWindow
 
-    return train_candidate(
-        load_settings(), TrainingWindow.from_dict(window_ref), str(window_ref.get("reason", ""))
-    )
+    return train_candidate(load_settings(), request.window, request.reason)
 
 
-def evaluate_step(train_ref: dict[str, Any]) -> dict[str, Any]:
+def evaluate(candidate: TrainedCandidate) -> EvaluationRef:
     from pipelines.training.evaluate import evaluate_candidate
 
-    return {**evaluate_candidate(load_settings(), train_ref), "train": train_ref}
+    return evaluate_candidate(load_settings(), candidate)
 
 
-def gate_step(evaluation_ref: dict[str, Any]) -> dict[str, Any]:
-    from pipelines.training.evaluate import load_evaluation
-    from pipelines.training.gate import gate_candidate
+def gate(evaluation: EvaluationRef) -> GateVerdict:
+    """The verdict (logged to the run and recorded); every criterion stays in the run's
+    ``evaluation/verdict.json``, so the hand-off stays small."""
+    from pipelines.training.evaluate import gate_candidate, load_evaluation
 
     settings = load_settings()
-    verdict = gate_candidate(
-        settings, load_evaluation(evaluation_ref["evaluation_uri"], settings.tracking_uri)
-    )
-    verdict.pop("criteria")  # the full list is in the run (evaluation/verdict.json); XCom stays small
-    return {**verdict, "evaluation_uri": evaluation_ref["evaluation_uri"], "train": evaluation_ref["train"]}
+    document = load_evaluation(evaluation.evaluation_uri, settings.tracking_uri)
+    return gate_candidate(settings, evaluation, document)
 
 
-def register_step(gate_ref: dict[str, Any]) -> dict[str, Any]:
+def register(verdict: GateVerdict) -> Registration:
     from pipelines.training.evaluate import load_evaluation
     from pipelines.training.registry import register_candidate
 
     settings = load_settings()
-    evaluation = load_evaluation(gate_ref["evaluation_uri"], settings.tracking_uri)
-    return register_candidate(settings, gate_ref["train"], evaluation, gate_ref)
+    document = load_evaluation(verdict.evaluation_uri, settings.tracking_uri)
+    return register_candidate(settings, verdict, document)
 
 
-def has_new_challenger(registration: dict[str, Any]) -> bool:
+def has_new_challenger(registration: Registration) -> bool:
     """Downstream (the asset event) runs only when this run left @challenger on its version."""
-    if registration.get("alias") != "challenger":
+    if registration.alias != CHALLENGER:
         log.warning(
             "no new challenger",
-            verdict=registration.get("verdict"),
-            version=registration.get("version"),
-            champion_version=registration.get("champion_version"),
+            verdict=registration.verdict,
+            version=registration.version,
+            champion_version=registration.champion_version,
         )
         return False
     return True
 
 
-def challenger_event_extra(registration: dict[str, Any]) -> dict[str, Any]:
-    return {k: registration[k] for k in ("model_name", "version", "run_id")}
+def challenger_event_extra(registration: Registration) -> dict[str, str]:
+    """The ``challenger_model`` asset event's extra: which version, of which model, from which run."""
+    return {
+        "model_name": registration.model_name,
+        "version": registration.version,
+        "run_id": registration.run_id,
+    }
 
 
 def run_training(
@@ -99,18 +119,23 @@ def run_training(
     holdout: str | None = None,
     reason: str = "",
 ) -> dict[str, Any]:
-    """The whole chain in-process (CLI, demo, optimization): window → train → evaluate → gate → register."""
-    from pipelines.training.evaluate import evaluate_candidate, load_evaluation
-    from pipelines.training.gate import gate_candidate
+    """The whole chain in-process (CLI, demo, optimization): window → train → evaluate → gate → register.
+
+    Returns the registration as a dict (the CLI prints it) plus the gate's ``failures`` and the
+    ``evaluation_uri``: ``{model_name, version, run_id, passed, verdict, alias, duplicate,
+    champion_version, failures, evaluation_uri}``.
+    """
+    from pipelines.training.evaluate import evaluate_candidate, gate_candidate, load_evaluation
     from pipelines.training.registry import register_candidate
     from pipelines.training.train import train_candidate
-    from pipelines.training.window import resolve_window
+    from pipelines.training.window import resolve_window as resolve
 
-    resolved = resolve_window(settings, window, holdout)
+    resolved = resolve(settings, window, holdout)
     trained = train_candidate(settings, resolved, reason)
-    with log_context(run_id=trained["run_id"]):
-        ev_ref = evaluate_candidate(settings, trained)
-        evaluation = load_evaluation(ev_ref["evaluation_uri"], settings.tracking_uri)
-        verdict = gate_candidate(settings, evaluation)
-        registration = register_candidate(settings, trained, evaluation, verdict)
-    return {**registration, "failures": verdict["failures"], "evaluation_uri": ev_ref["evaluation_uri"]}
+    with log_context(run_id=trained.run_id):
+        evaluation = evaluate_candidate(settings, trained)
+        document = load_evaluation(evaluation.evaluation_uri, settings.tracking_uri)
+        verdict = gate_candidate(settings, evaluation, document)
+        registration = register_candidate(settings, verdict, document)
+    result: dict[str, Any] = to_xcom(registration)
+    return {**result, "failures": list(verdict.failures), "evaluation_uri": evaluation.evaluation_uri}

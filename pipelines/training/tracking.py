@@ -20,6 +20,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from pipelines.config import REPO_ROOT, Settings
+from pipelines.core.registry import client_for
+from pipelines.training.contracts import CodeVersion
 from pipelines.training.errors import TrackingUnavailableError
 
 # Code that decides what a model is: a change here must not be deduplicated away.
@@ -68,7 +70,7 @@ def configure_tracking(settings: Settings) -> MlflowClient:
     uri = settings.tracking_uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = client_for(settings)
     name = settings.mlflow.experiment
     try:
         exp = client.get_experiment_by_name(name)
@@ -113,14 +115,14 @@ def source_hash(dirs: tuple[str, ...] = MODEL_CODE_DIRS) -> str:
     return h.hexdigest()[:16]
 
 
-def code_version() -> dict[str, str]:
+def code_version() -> CodeVersion:
     """git sha (+ dirty flag for the model code) and the source hash of that code."""
     sha = _git("rev-parse", "HEAD")
     dirty = bool(_git("status", "--porcelain", "--", *MODEL_CODE_DIRS)) if sha else False
-    return {
-        "git_sha": (sha + ("-dirty" if dirty else "")) if sha else "unknown",
-        "source_hash": source_hash(),
-    }
+    return CodeVersion(
+        git_sha=(sha + ("-dirty" if dirty else "")) if sha else "unknown",
+        source_hash=source_hash(),
+    )
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:

@@ -20,8 +20,11 @@ from mlflow.models import infer_signature
 from threadpoolctl import threadpool_limits
 
 from pipelines.config import Settings
+from pipelines.core.contracts import to_xcom
 from pipelines.core.observability import get_logger, log_context, record_event
+from pipelines.core.registry import client_for
 from pipelines.training import metrics
+from pipelines.training.contracts import TrainedCandidate, TrainingWindow
 from pipelines.training.errors import TrainingDataError
 from pipelines.training.features import PreparedData, build_pipeline, predict_scores, prepare_xy
 from pipelines.training.tracking import (
@@ -31,7 +34,7 @@ from pipelines.training.tracking import (
     experiment_id,
     stable_hash,
 )
-from pipelines.training.window import TrainingWindow, batch_sources, data_fingerprint, load_window
+from pipelines.training.window import batch_sources, data_fingerprint, load_window
 
 log = get_logger(__name__)
 
@@ -87,7 +90,7 @@ def check_trainable(
 
 
 def _find_finished_run(settings: Settings, key: str) -> Any | None:
-    client = mlflow.MlflowClient()
+    client = client_for(settings)
     runs = client.search_runs(
         [experiment_id(client, settings)],
         filter_string=f"tags.{DEDUPE_TAG} = '{key}' and attributes.status = 'FINISHED'",
@@ -156,12 +159,9 @@ def _flat_params(settings: Settings, window: TrainingWindow) -> dict[str, Any]:
     return params
 
 
-def train_candidate(settings: Settings, window: TrainingWindow, reason: str = "") -> dict[str, Any]:
-    """Train (or reuse) the candidate for ``window``; returns references only.
-
-    Returns:
-        ``{run_id, model_uri, model_id, dedupe_key, window, train_fingerprint,
-        holdout_fingerprint, train_rows, dropped_null_target, reused, reason, code, config_hash}``
+def train_candidate(settings: Settings, window: TrainingWindow, reason: str = "") -> TrainedCandidate:
+    """Train (or reuse) the candidate for ``window``; returns references only (run, model URI,
+    dedupe key, fingerprints, row counts).
 
     Raises:
         TrackingUnavailableError, WindowError, TrainingDataError, TrainingConfigError: before
@@ -184,26 +184,32 @@ def train_candidate(settings: Settings, window: TrainingWindow, reason: str = ""
     code = code_version()
     cfg_hash = config_hash(settings)
     key = stable_hash(
-        {"train": train_fp, "holdout": holdout_fp, "code": code["source_hash"], "config": cfg_hash}, 24
+        {"train": train_fp, "holdout": holdout_fp, "code": code.source_hash, "config": cfg_hash}, 24
     )
-    result: dict[str, Any] = {
-        "window": window.to_dict(),
-        "dedupe_key": key,
-        "train_fingerprint": train_fp,
-        "holdout_fingerprint": holdout_fp,
-        "train_rows": train.rows,
-        "dropped_null_target": train.dropped_null_target,
-        "reason": reason,
-        "code": code,
-        "config_hash": cfg_hash,
-    }
+
+    def candidate(run_id: str, model_uri: str, model_id: str | None, reused: bool) -> TrainedCandidate:
+        return TrainedCandidate(
+            window=window,
+            dedupe_key=key,
+            train_fingerprint=train_fp,
+            holdout_fingerprint=holdout_fp,
+            train_rows=train.rows,
+            dropped_null_target=train.dropped_null_target,
+            reason=reason,
+            code=code,
+            config_hash=cfg_hash,
+            run_id=run_id,
+            model_uri=model_uri,
+            model_id=model_id,
+            reused=reused,
+        )
 
     existing = _find_finished_run(settings, key)
     if existing is not None:
-        result.update(
-            run_id=existing.info.run_id,
-            model_uri=existing.data.tags[MODEL_URI_TAG],
-            model_id=existing.data.tags.get("mlops.model_id", ""),
+        result = candidate(
+            existing.info.run_id,
+            existing.data.tags[MODEL_URI_TAG],
+            existing.data.tags.get("mlops.model_id", ""),
             reused=True,
         )
         log.info("candidate already trained; reusing run", run_id=existing.info.run_id, dedupe_key=key)
@@ -226,10 +232,10 @@ def train_candidate(settings: Settings, window: TrainingWindow, reason: str = ""
                 "data.train_fingerprint": train_fp,
                 "data.holdout_fingerprint": holdout_fp,
                 "data.sources": str(batch_sources(settings, [*window.train_batches, window.holdout_batch])),
-                "code.git_sha": code["git_sha"],
-                "code.source_hash": code["source_hash"],
+                "code.git_sha": code.git_sha,
+                "code.source_hash": code.source_hash,
                 "config_hash": cfg_hash,
-                "mlflow.source.git.commit": code["git_sha"].removesuffix("-dirty"),
+                "mlflow.source.git.commit": code.git_sha.removesuffix("-dirty"),
             }
         )
         mlflow.log_params(_flat_params(settings, window))
@@ -262,7 +268,7 @@ def train_candidate(settings: Settings, window: TrainingWindow, reason: str = ""
 
         info = _log_model(settings, model, train.x)
         mlflow.set_tags({MODEL_URI_TAG: info.model_uri, "mlops.model_id": info.model_id or ""})
-        result.update(run_id=run.info.run_id, model_uri=info.model_uri, model_id=info.model_id, reused=False)
+        result = candidate(run.info.run_id, info.model_uri, info.model_id, reused=False)
         log.info(
             "candidate trained",
             window=window.label,
@@ -298,12 +304,15 @@ def _log_model(settings: Settings, model: Any, x: pd.DataFrame) -> Any:
     )
 
 
-def _record(settings: Settings, result: dict[str, Any]) -> None:
+def _record(settings: Settings, result: TrainedCandidate) -> None:
+    """A ``training_run`` event: the candidate's fields, with the code as ``git_sha`` alone."""
+    fields = to_xcom(result)
+    del fields["code"]
     record_event(
         settings.paths.events,
         "training_run",
-        result["run_id"],
+        result.run_id,
         model_name=settings.mlflow.registered_model,
-        **{k: v for k, v in result.items() if k != "code"},
-        git_sha=result["code"]["git_sha"],
+        **fields,
+        git_sha=result.code.git_sha,
     )

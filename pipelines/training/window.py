@@ -1,50 +1,51 @@
-"""Which published batches a candidate is trained on, and which one judges it.
+"""Whether a run trains, which published batches a candidate is trained on, and which one judges it.
 
-Policy: the **holdout is the newest published batch not used in training**, and
+Window policy: the **holdout is the newest published batch not used in training**, and
 the training window is the N published batches before it (``training.window_batches``).
 Both candidate and champion are scored on that same holdout, so the comparison is
 fair and fresh (the champion has never seen it either, as long as it was trained
 on older batches). A window can also be given explicitly (a list of batch ids or
 a count), e.g. by the drift monitor or a person re-training on request.
+
+Whether an asset-triggered run trains at all is :mod:`pipelines.training.policy` (pure);
+:func:`should_train` gathers its facts: the aliases held and the batches published.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import pandas as pd
 
 from pipelines.config import Settings
+from pipelines.core.registry import challenger_version, champion_version, client_for
 from pipelines.data.validated import list_published, published
+from pipelines.training.contracts import TrainingWindow
 from pipelines.training.errors import WindowError
+from pipelines.training.policy import TrainDecision, decide_should_train
 
 WindowSpec = list[str] | int | str | None
 
 
-@dataclass(frozen=True)
-class TrainingWindow:
-    """Batch ids only: this is what travels between tasks and into tags."""
+def should_train(settings: Settings, reason: str = "", asset_triggered: bool = False) -> TrainDecision:
+    """The policy's decision for this run, from the registry's aliases and the published batches.
 
-    train_batches: tuple[str, ...]
-    holdout_batch: str
+    Raises:
+        TrackingUnavailableError: the tracking server cannot be reached (retryable).
+    """
+    from pipelines.training.tracking import check_reachable
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["train_batches"] = list(self.train_batches)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainingWindow:
-        return cls(tuple(d["train_batches"]), str(d["holdout_batch"]))
-
-    @property
-    def label(self) -> str:
-        """Compact form for tags and names: ``2013-01..2013-03->2013-04``."""
-        first, last = self.train_batches[0], self.train_batches[-1]
-        span = first if first == last else f"{first}..{last}"
-        return f"{span}->{self.holdout_batch}"
+    check_reachable(settings)
+    client = client_for(settings)
+    return decide_should_train(
+        reason=reason,
+        asset_triggered=asset_triggered,
+        has_champion=champion_version(settings, client) is not None,
+        has_challenger=challenger_version(settings, client) is not None,
+        published=len(list_published(settings)),
+        needed=settings.training.window_batches + 1,
+        retrain_on_every_batch=settings.training.retrain_on_every_batch,
+    )
 
 
 def _normalise(window: WindowSpec) -> list[str] | int | None:
@@ -156,3 +157,23 @@ def batch_sources(settings: Settings, batch_ids: tuple[str, ...] | list[str]) ->
         ref = published(settings, b)
         out[b] = ref.source_sha256 if ref is not None else ""
     return out
+
+
+# --------------------------------------------------------------------------- retrain after a period
+# Added for the drift monitor (pipelines.monitoring), which asks for this window on a retrain.
+def retrain_window(settings: Settings, up_to: str) -> TrainingWindow | None:
+    """The window a retrain requested after batch period ``up_to`` trains on; None without two batches.
+
+    The policy of :func:`resolve_window`, seen from that period: the holdout is the newest batch
+    published up to ``up_to`` (a batch published later is that request's future) and the training
+    window the ``training.window_batches`` batches before it, or fewer when fewer are published,
+    so a young history still retrains on what it has instead of refusing.
+    """
+    from pipelines.core.periods import parse_window
+
+    freq, tz = settings.dataset.batch_frequency, settings.dataset.event_timezone
+    last = parse_window(up_to, freq, tz).ordinal
+    usable = [b for b in list_published(settings) if parse_window(b, freq, tz).ordinal <= last]
+    if len(usable) < 2:
+        return None
+    return resolve_window(settings, min(settings.training.window_batches, len(usable) - 1), usable[-1])

@@ -47,6 +47,21 @@ compose_stack = _load_script("compose_stack")
 make_env = _load_script("make_env")
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the steps of a module that sets ``STEPS_IN_FILE_ORDER`` in file order.
+
+    ``test_stack.py`` is one loop told in steps over one stack (a batch is validated, then trains,
+    then is released...); pytest-randomly shuffles everything else, but not a story's chapters.
+    """
+    slots = [
+        i for i, it in enumerate(items) if getattr(getattr(it, "module", None), "STEPS_IN_FILE_ORDER", False)
+    ]
+    ordered = sorted((items[i] for i in slots), key=lambda it: (str(it.path), it.location[1] or 0))
+    for i, it in zip(slots, ordered, strict=True):
+        items[i] = it
+
+
 @dataclass
 class Figures:
     """Measurements printed at the end of the session (the platform's closing figures)."""

@@ -22,6 +22,9 @@ from .conftest import StackHandle
 from .helpers import AirflowAPI, MlflowAPI, docker, exec_json, wait_for
 
 pytestmark = pytest.mark.e2e
+# One loop in steps over one stack: the steps run in file order even under pytest-randomly
+# (see conftest.py); each step asserts the state the previous one left.
+STEPS_IN_FILE_ORDER = True
 
 QUALITY = "standardize_data_quality"
 TRAINING = "automate_training"

@@ -16,7 +16,12 @@ Modules: :mod:`.schema` (tables, time format, engines), :mod:`.writer` (the batc
 """
 
 from pipelines.core.predlog.queries import (
+    LABELLED_COLUMNS,
+    count_labels,
+    count_predictions,
+    feature_column,
     features_frame,
+    logged_features,
     read_labelled,
     read_labels,
     read_predictions,
@@ -35,6 +40,7 @@ from pipelines.core.predlog.schema import (
 from pipelines.core.predlog.writer import LoggedRequest, PredictionLogWriter, WriterStats
 
 __all__ = [
+    "LABELLED_COLUMNS",
     "LABELS",
     "METADATA",
     "PREDICTIONS",
@@ -42,9 +48,13 @@ __all__ = [
     "LoggedRequest",
     "PredictionLogWriter",
     "WriterStats",
+    "count_labels",
+    "count_predictions",
     "engine_for",
+    "feature_column",
     "features_frame",
     "log_url",
+    "logged_features",
     "read_labelled",
     "read_labels",
     "read_predictions",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -92,6 +92,17 @@ def read_predictions(
     return features_frame(df) if expand_features else df
 
 
+#: The columns of a labelled read; a logged feature named like one of them is expanded under
+#: another name (:func:`feature_column`).
+LABELLED_COLUMNS = (*PREDICTION_COLUMNS, "label", "available_at", "label_event_time")
+
+
+def feature_column(feature: str, taken: Collection[str] = LABELLED_COLUMNS) -> str:
+    """Where a logged feature lands in an expanded frame: its own name, or ``feature_<name>``
+    when a log column (``taken``) already has that name. The one rename rule, both ways."""
+    return f"feature_{feature}" if feature in taken else feature
+
+
 def features_frame(predictions: pd.DataFrame) -> pd.DataFrame:
     """The prediction rows with their logged features as columns (JSON expanded)."""
     if predictions.empty:
@@ -99,8 +110,16 @@ def features_frame(predictions: pd.DataFrame) -> pd.DataFrame:
     feats = pd.DataFrame.from_records(
         [json.loads(f) if f else {} for f in predictions["features"]], index=predictions.index
     )
-    clash = [c for c in feats.columns if c in predictions.columns]
-    return predictions.join(feats.rename(columns={c: f"feature_{c}" for c in clash}))
+    return predictions.join(
+        feats.rename(columns={c: feature_column(c, predictions.columns) for c in feats.columns})
+    )
+
+
+def logged_features(
+    expanded: pd.DataFrame, features: Iterable[str], taken: Collection[str] = LABELLED_COLUMNS
+) -> pd.DataFrame:
+    """The logged ``features`` of an expanded labelled frame, back under their own names."""
+    return pd.DataFrame({c: expanded[feature_column(c, taken)] for c in features})
 
 
 def record_labels(
@@ -210,7 +229,21 @@ def read_labelled(
     if latest is not None:
         df = df.iloc[::-1].reset_index(drop=True)
     if df.empty:
-        df = pd.DataFrame(columns=[*PREDICTION_COLUMNS, "label", "available_at", "label_event_time"])
+        df = pd.DataFrame(columns=list(LABELLED_COLUMNS))
     for col in ("prediction", "latency_ms", "label"):
         df[col] = pd.to_numeric(df[col], errors="coerce")
     return features_frame(df) if expand_features else df
+
+
+def count_predictions(settings: Settings, *, url: str | None = None) -> int:
+    """How many prediction rows the log holds (served and failed requests alike)."""
+    q = sa.select(sa.func.count()).select_from(PREDICTIONS)
+    with engine_for(url or log_url(settings)).connect() as conn:
+        return int(conn.execute(q).scalar_one())
+
+
+def count_labels(settings: Settings, *, url: str | None = None) -> int:
+    """How many labels the log holds."""
+    q = sa.select(sa.func.count()).select_from(LABELS)
+    with engine_for(url or log_url(settings)).connect() as conn:
+        return int(conn.execute(q).scalar_one())

@@ -1,0 +1,15 @@
+"""Secrets: read from the environment only, so a committed config file can never leak one."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Secrets(BaseSettings):
+    """Secrets, from the environment only (never from YAML, never with a default value)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLOPS_", extra="ignore")
+
+    gateway_admin_token: SecretStr | None = None
+    alert_webhook_url: SecretStr | None = None

@@ -1,0 +1,36 @@
+"""MLflow tracking and registry settings (section ``mlflow``).
+
+Not named ``mlflow.py`` so that reading the package never suggests it shadows the library.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from pipelines.config.base import Section
+
+
+class MlflowConfig(Section):
+    tracking_uri: str = Field(
+        default="", description="Empty = sqlite:///<paths.root>/mlflow.db (embedded default)."
+    )
+    experiment: str = "flight-delay"
+    registered_model: str = "flight_delay_clf"
+    artifact_root: str = Field(
+        default="",
+        description="Artifact location of a new experiment. Empty: <paths.root>/mlartifacts for a "
+        "local (sqlite) tracking store, the server's own default for an http(s) tracking URI.",
+    )
+    connect_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Reachability probe of an http(s) tracking server before any work starts; "
+        "MLflow's own retries would otherwise stall a task for minutes.",
+    )
+    serialization: Literal["skops", "cloudpickle"] = Field(
+        default="skops",
+        description="sklearn model format. skops loads only the types recorded as trusted at "
+        "logging time (the types of the model this pipeline trained itself).",
+    )

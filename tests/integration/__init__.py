@@ -1,0 +1,1 @@
+"""Integration tier: real DAG runs, real GX / MLflow / Evidently on real months."""
