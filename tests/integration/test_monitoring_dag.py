@@ -31,7 +31,7 @@ def test_dag_parses_with_expected_wiring(dagbag: Any) -> None:
 
 
 def test_window_param_takes_the_kernels_batch_id_pattern(dagbag: Any) -> None:
-    """The DAG repeats the pattern (importing the kernel at parse time would load pandas)."""
+    """The DAG imports the pandas-free ``pipelines.core.period_ids`` pattern the kernel validates with."""
     from pipelines.core.periods import PARAM_PATTERN
 
     dag = dagbag.dags["automate_drift_monitoring"]

@@ -210,7 +210,7 @@ def _asset_events(run_id: str) -> list[dict]:
 
 
 def test_batch_id_param_takes_the_kernels_batch_id_pattern(dagbag) -> None:
-    """The DAG repeats the pattern (importing the kernel at parse time would load pandas)."""
+    """The DAG imports the pandas-free ``pipelines.core.period_ids`` pattern the kernel validates with."""
     from pipelines.core.periods import PARAM_PATTERN
 
     dag = dagbag.dags["standardize_data_quality"]
