@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from _common import DEFAULT_ARGS, START_DATE, call
+from _common import BATCH_SCHEDULE, DEFAULT_ARGS, START_DATE, call
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, task
@@ -53,7 +53,7 @@ def _alert_on_failure(context: Any) -> None:
 
 @dag(
     dag_id="automate_drift_monitoring",
-    schedule="@monthly",
+    schedule=BATCH_SCHEDULE,
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,

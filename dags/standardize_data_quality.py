@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from _common import DEFAULT_ARGS, START_DATE, VALIDATED_BATCH, call
+from _common import BATCH_SCHEDULE, DEFAULT_ARGS, START_DATE, VALIDATED_BATCH, call
 from airflow.sdk import Param, dag, task
 
 from pipelines.core.period_ids import PARAM_PATTERN
@@ -29,7 +29,7 @@ from pipelines.core.period_ids import PARAM_PATTERN
 
 @dag(
     dag_id="standardize_data_quality",
-    schedule="@monthly",
+    schedule=BATCH_SCHEDULE,
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,

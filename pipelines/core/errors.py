@@ -23,6 +23,21 @@ class InvalidInputError(PipelineError, ValueError):
     """
 
 
+class NothingToDoError(PipelineError):
+    """A scheduled run found nothing to act on (its period has no batch, or none yet): skip it.
+
+    Retrying now cannot help, but nothing is wrong either: the orchestrator marks the run skipped
+    with this message as its reason, and no failure alert fires. A run asked for explicitly (a
+    ``batch_id`` or ``window`` param) never raises it: asking for what does not exist stays an
+    :class:`InvalidInputError`.
+    """
+
+
+def is_skip(exc: BaseException) -> bool:
+    """True when the step had nothing to do: the run is skipped with the error's reason."""
+    return isinstance(exc, NothingToDoError)
+
+
 def is_final(exc: BaseException) -> bool:
     """True when retrying cannot help: a non-retryable :class:`PipelineError`.
 

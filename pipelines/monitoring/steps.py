@@ -60,7 +60,28 @@ def collect(
     settings = load_settings()
     c = settings.dataset
     window_id = resolve_window_id(window, interval_start, interval_end, c.batch_frequency, c.event_timezone)
+    if not (window and window.strip()):
+        _skip_unbatched_period(settings, window_id)
     return collect_window(settings, window_id, as_of or None)
+
+
+def _skip_unbatched_period(settings: Any, window_id: str) -> None:
+    """A scheduled run whose period has no configured batch skips (no evidence can exist for it).
+
+    Without this, the scheduler's own run for the current calendar period recorded a
+    ``no_decision`` and an alert for a period that simply has no data. An explicit ``window``
+    param is never skipped: asking for a window stays a judgement (``no_decision`` if empty).
+    """
+    from pipelines.core.errors import NothingToDoError
+    from pipelines.data.landing import available_batches
+
+    known = available_batches(settings)
+    if window_id not in known:
+        span = f"{known[0]}..{known[-1]}" if known else "none"
+        raise NothingToDoError(
+            f"skipped: the scheduled period is window {window_id!r}, which is not among the "
+            f"configured batches ({span}); trigger with conf {{'window': ...}} for another one"
+        )
 
 
 def monitor(collected: CollectedWindow, reference: str | Sequence[str] | None = None) -> MonitoredWindow:

@@ -15,7 +15,7 @@ from datetime import datetime
 import pandas as pd
 
 from pipelines.config import Settings, load_settings
-from pipelines.core.errors import InvalidInputError
+from pipelines.core.errors import InvalidInputError, NothingToDoError
 from pipelines.core.observability import get_logger, log_context
 from pipelines.core.periods import period_for_interval
 from pipelines.data.landing import available_batches, land_batch
@@ -40,7 +40,8 @@ def resolve_batch_id(
     the zone.
 
     Raises:
-        InvalidInputError: no batch is given nor derivable, or the source has no such batch.
+        InvalidInputError: no batch is given nor derivable.
+        NothingToDoError: the scheduled period has no configured batch (the run is skipped).
     """
     if requested:
         return requested.strip()
@@ -52,10 +53,12 @@ def resolve_batch_id(
     )
     known = available_batches(settings)
     if batch not in known:
+        # A scheduled run for a period without a batch (yet): nothing to validate, not a failure.
         start, end = pd.Timestamp(interval_start), pd.Timestamp(interval_end)
-        raise InvalidInputError(
-            f"data interval {start} - {end} maps to batch {batch!r}, which the source does not have "
-            f"(known: {known[0]}..{known[-1]}); trigger with conf {{'batch_id': ...}}"
+        span = f"{known[0]}..{known[-1]}" if known else "none"
+        raise NothingToDoError(
+            f"skipped: the scheduled period {start} - {end} is batch {batch!r}, which is not among "
+            f"the configured batches ({span}); trigger with conf {{'batch_id': ...}} for another one"
         )
     return batch
 

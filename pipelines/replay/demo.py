@@ -3,8 +3,9 @@
 The replay is the loop the project exists for, run end to end on one machine with
 SQLite and local files (no server to start by hand):
 
-1. **Bootstrap** — January to April go through ``standardize_data_quality``; the first model
-   is trained on January–March and gated on April (``automate_training``), then released by
+1. **Bootstrap** — the first ``training.window_batches`` + 1 batches (flights: January to April)
+   go through ``standardize_data_quality``; the first model is trained on all but the last
+   (January–March) and gated on the last (April) (``automate_training``), then released by
    ``automate_canary_release`` (no champion yet: pre-rollout check, then promotion).
 2. **Every following month** — the month lands and is validated; if a challenger is waiting,
    ``automate_canary_release`` runs its traffic steps on the month's replayed requests
@@ -12,7 +13,7 @@ SQLite and local files (no server to start by hand):
    champion, labels arrive after the configured delay, ``automate_drift_monitoring`` judges
    the window and, when its policy fires, the training run it requested is executed.
 3. **Summary** — a timeline of events, the split of wall time between task compute and
-   orchestration, and an HTML report (``var/reports/demo/summary.html``) with the monthly
+   orchestration, and an HTML report (``<paths.root>/reports/demo/summary.html``) with the monthly
    quality of the pipeline's champion against a never-retrained baseline.
 
 Every DAG runs through ``dag.test()`` (see :mod:`pipelines.replay.orchestration`): the tasks are
@@ -112,20 +113,21 @@ def _serve(replay: Replay, month: str, rows_per_request: int) -> None:
     """Replay the rest of the month (what the canary steps did not already send) to the gateway."""
     from pipelines.serving import rows_remaining, send_traffic
 
-    requests = rows_remaining(replay.settings, month) // rows_per_request
-    if requests == 0:
-        return
-    t0 = time.perf_counter()
-    summary = send_traffic(
-        replay.settings, batch_id=month, n_requests=requests, rows_per_request=rows_per_request
-    )
-    replay.traffic_seconds += time.perf_counter() - t0
-    replay.note(
-        month,
-        "traffic served",
-        f"{summary['requests']} requests x {rows_per_request} rows, {summary['labels_sent']} labels "
-        f"fed back, variants {summary['variants']}",
-    )
+    remaining = rows_remaining(replay.settings, month)
+    # Every row is served: whole requests, then one last request with the rest of the month.
+    requests, rest = divmod(remaining, rows_per_request)
+    for n_requests, size in ((requests, rows_per_request), (1 if rest else 0, rest)):
+        if n_requests == 0:
+            continue
+        t0 = time.perf_counter()
+        summary = send_traffic(replay.settings, batch_id=month, n_requests=n_requests, rows_per_request=size)
+        replay.traffic_seconds += time.perf_counter() - t0
+        replay.note(
+            month,
+            "traffic served",
+            f"{summary['requests']} requests x {size} rows, {summary['labels_sent']} labels "
+            f"fed back, variants {summary['variants']}",
+        )
 
 
 def _monitor(replay: Replay, dags: dict[str, Any], month: str) -> dict[str, Any] | None:
@@ -174,9 +176,14 @@ def replay_year(quick: bool = False, rows_per_request: int = 100) -> Replay:
     home = configure_embedded_airflow(settings)
     replay = Replay(settings)
     months = list(settings.dataset.batches)
-    if len(months) < 5:
-        raise SystemExit("the replay needs at least 5 batches (3 to train, 1 holdout, 1 to serve)")
-    first_served = 4
+    window = settings.training.window_batches
+    if len(months) < window + 2:
+        raise SystemExit(
+            f"the replay needs at least {window + 2} batches (training.window_batches={window} to "
+            f"train, 1 holdout, 1 to serve); dataset.batches lists {len(months)}"
+        )
+    first_served = window + 1
+    events = settings.paths.events
     last = first_served + QUICK_MONTHS if quick else len(months)
 
     print(f"== Airflow home {home} (SQLite), runtime root {settings.paths.root}", flush=True)
@@ -184,21 +191,25 @@ def replay_year(quick: bool = False, rows_per_request: int = 100) -> Replay:
     init_metadata_db()
     dags = load_dags()
 
-    print("== bootstrap: validate Jan-Apr, train on Jan-Mar, gate on Apr, release", flush=True)
+    print(
+        f"== bootstrap: validate {months[0]}..{months[window]}, train on {months[0]}..{months[window - 1]}, "
+        f"gate on {months[window]}, release",
+        flush=True,
+    )
     for month in months[:first_served]:
         _validate(replay, dags, month)
     bootstrap_conf = {
         "reason": "bootstrap: first model",
-        "window": months[:3],
-        "holdout": months[3],
+        "window": months[:window],
+        "holdout": months[window],
     }
-    version = _train(replay, dags, months[3], bootstrap_conf)
+    version = _train(replay, dags, months[window], bootstrap_conf)
     if version is None:
-        raise SystemExit("the first model did not pass the gate; see var/events/gate_verdict/")
-    _release(replay, dags, months[3], version)
+        raise SystemExit(f"the first model did not pass the gate; see {events / 'gate_verdict'}/")
+    _release(replay, dags, months[window], version)
     replay.baseline_version = _champion(settings)
     if replay.baseline_version is None:
-        raise SystemExit("the first model was not released; see var/events/rollback/")
+        raise SystemExit(f"the first model was not released; see {events / 'rollback'}/")
     pending: str | None = None
 
     for month in months[first_served:last]:

@@ -32,7 +32,8 @@ EXPECTED_DAG_IDS = {p.stem for p in DAG_FILES}  # one DAG per file, named after 
 # dag id -> (schedule, task ids). A schedule is a cron preset, None (triggered by hand or by another
 # DAG), or the assets whose events start a run.
 DAGS_TABLE: dict[str, tuple[str | None, set[str]]] = {
-    "standardize_data_quality": ("@monthly", {"land", "validate", "publish"}),
+    # period DAGs: the cron of the contract's batch_frequency (config/pipeline.yaml: month)
+    "standardize_data_quality": ("0 0 1 * *", {"land", "validate", "publish"}),
     "automate_training": (
         "assets: validated_batch",
         {
@@ -51,7 +52,7 @@ DAGS_TABLE: dict[str, tuple[str | None, set[str]]] = {
         {"plan_release", "choose_path", "rollback", "pre_rollout_check", "traffic_steps", "promote"},
     ),
     "automate_drift_monitoring": (
-        "@monthly",
+        "0 0 1 * *",
         {"collect", "monitor", "decide", "choose", "no_retrain", "trigger_training"},
     ),
     "optimize_tuning": (None, {"tune", "has_new_challenger", "emit_challenger"}),
