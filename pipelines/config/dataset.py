@@ -77,6 +77,13 @@ class DatasetContract(Section):
     event_timezone: str = Field(
         default="UTC", description="Zone in which batches and calendar features are cut."
     )
+    naive_timestamps: Literal["utc", "local"] = Field(
+        default="utc",
+        description="How an event time written without a zone is read: 'utc' (an instant in UTC) or "
+        "'local' (a wall-clock time in event_timezone; the ambiguous fall-back hour is read as "
+        "standard time, a spring-forward gap is shifted forward). With 'local' the source's event "
+        "times are landed as UTC instants with an explicit offset, so no later step re-reads them.",
+    )
     target: TargetSpec
     features: FeatureRoles
     derived_time_features: dict[str, Literal["hour", "dayofweek", "month", "dayofyear"]] = Field(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipelines.core.errors import InvalidInputError
@@ -99,19 +100,50 @@ def as_of_iso(value: str | datetime | pd.Timestamp | None, window: Window) -> st
     return _utc_iso(ts)
 
 
-def local_time(event_time: pd.Series, timezone: str) -> pd.Series:
-    """Event times as tz-aware timestamps in the contract's zone (naive input is taken as UTC)."""
-    return pd.to_datetime(event_time, utc=True).dt.tz_convert(timezone)
+def local_time(event_time: pd.Series, timezone: str, naive: str = "utc") -> pd.Series:
+    """Event times as tz-aware timestamps in the contract's zone.
+
+    ``naive`` is the contract's ``dataset.naive_timestamps``: a value written without a zone is an
+    instant in UTC (``"utc"``) or a wall-clock time in ``timezone`` (``"local"``: the ambiguous
+    fall-back hour is read as standard time, a spring-forward gap is shifted forward). Values with
+    a zone or offset keep it either way; values that do not parse become NaT (no batch).
+    """
+    if naive == "utc":
+        return _parse(event_time, utc=True).dt.tz_convert(timezone)
+    if naive != "local":
+        raise InvalidInputError(f"unknown naive_timestamps convention {naive!r} (utc or local)")
+    text = event_time.astype("string")
+    aware = text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})\s*$", regex=True, na=False)
+    out = _parse(text.where(aware), utc=True).dt.tz_convert(timezone)
+    if (~aware).any():
+        wall = _parse(text.where(~aware), utc=False)
+        local = wall.dt.tz_localize(
+            timezone, ambiguous=np.zeros(len(wall), dtype=bool), nonexistent="shift_forward"
+        )
+        out = out.where(aware, local)
+    return out
 
 
-def batch_ids(event_time: pd.Series, frequency: str, timezone: str = "UTC") -> pd.Series:
-    """Stable batch id of each row: 2013-01 (month), 2013-W05 (ISO week) or 2013-01-05 (day)."""
-    ts = local_time(event_time, timezone)
+def _parse(values: pd.Series, *, utc: bool) -> pd.Series:
+    """Timestamps as pandas infers them; mixed or broken values fall back to per-value parsing (NaT)."""
+    try:
+        return pd.to_datetime(values, utc=utc)
+    except (ValueError, TypeError):
+        return pd.to_datetime(values, utc=utc, format="mixed", errors="coerce")
+
+
+def batch_ids(event_time: pd.Series, frequency: str, timezone: str = "UTC", naive: str = "utc") -> pd.Series:
+    """Stable batch id of each row: 2013-01 (month), 2013-W05 (ISO week) or 2013-01-05 (day).
+
+    A row whose event time does not parse gets a missing id: it belongs to no batch.
+    """
+    ts = local_time(event_time, timezone, naive)
     if frequency == "month":
         return ts.dt.strftime("%Y-%m")
     if frequency == "week":
         iso = ts.dt.isocalendar()
-        return iso["year"].astype(str) + "-W" + iso["week"].astype(str).str.zfill(2)
+        ids = iso["year"].astype(str) + "-W" + iso["week"].astype(str).str.zfill(2)
+        return ids.where(ts.notna())
     if frequency == "day":
         return ts.dt.strftime("%Y-%m-%d")
     raise InvalidInputError(f"unknown batch frequency {frequency!r}")

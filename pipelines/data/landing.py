@@ -91,12 +91,82 @@ def available_batches(settings: Settings) -> list[str]:
             df[settings.dataset.event_time],
             settings.dataset.batch_frequency,
             settings.dataset.event_timezone,
-        ).unique()
+        )
+        .dropna()
+        .unique()
     )
+
+
+@dataclass(frozen=True)
+class OutsideRows:
+    """Source rows that belong to no configured batch: how many, in which periods, where they went."""
+
+    rows: int
+    by_batch: dict[str, int]  # batch id (or "unparseable event time") -> rows
+    quarantined: Path | None  # CSV of the rows themselves (None when there are none)
+    report: Path | None
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{k}: {v}" for k, v in sorted(self.by_batch.items()))
+        return (
+            f"{self.rows} source rows outside every configured batch ({parts}), "
+            f"quarantined at {self.quarantined}"
+        )
+
+
+#: Folder (under <quarantine>/<dataset>/) of the rows no configured batch takes; not a batch-id shape.
+OUTSIDE_FOLDER = "_outside_batches"
+UNPARSEABLE = "unparseable event time"
+
+
+def outside_batches(settings: Settings, ids: pd.Series | None = None) -> OutsideRows:
+    """Count and quarantine the source rows that no configured batch takes; they are never landed.
+
+    The rule: with ``dataset.batches`` listed, a row whose event time falls in an unlisted period
+    (e.g. a naive time read in the wrong zone lands on 2010-12-31) or does not parse is written,
+    whole, to ``<quarantine>/<dataset>/_outside_batches/rows.<source key>.csv`` beside a
+    ``report.json`` counting them per period; with no list, every period is a batch and only
+    unparseable event times are outside. Landing logs the count on every batch it lands and
+    ``mlops config check`` reports it, so no row disappears without a trace.
+    """
+    contract = settings.dataset
+    df = _source_cache(settings)
+    if ids is None:
+        ids = batch_ids(df[contract.event_time], contract.batch_frequency, contract.event_timezone)
+    outside = ids.isna()
+    if contract.batches:
+        outside |= ~ids.isin(contract.batches)
+    if not outside.any():
+        return OutsideRows(0, {}, None, None)
+    counts = ids[outside].fillna(UNPARSEABLE).value_counts()
+    by_batch = {str(k): int(v) for k, v in counts.items()}
+    folder = settings.paths.quarantine / contract.name / OUTSIDE_FOLDER
+    key = hashlib.sha256(contract.model_dump_json().encode()).hexdigest()[:16]
+    rows_path, report_path = folder / f"rows.{key}.csv", folder / "report.json"
+    if not rows_path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = rows_path.with_suffix(".partial")
+        df[outside].to_csv(tmp, index=False)
+        tmp.replace(rows_path)
+    report = {
+        "dataset": contract.name,
+        "rule": "rows whose event time falls in no configured batch (dataset.batches) or does not "
+        "parse are quarantined here and never landed",
+        "batch_frequency": contract.batch_frequency,
+        "event_timezone": contract.event_timezone,
+        "naive_timestamps": contract.naive_timestamps,
+        "rows": int(outside.sum()),
+        "by_batch": by_batch,
+        "file": str(rows_path),
+    }
+    write_json_atomic(report_path, report)
+    return OutsideRows(int(outside.sum()), by_batch, rows_path, report_path)
 
 
 def land_batch(settings: Settings, batch_id: str) -> LandedBatch:
     """Cut one batch out of the source and land it (no-op if identical content is landed).
+
+    Source rows no configured batch takes are quarantined and counted (:func:`outside_batches`).
 
     Raises:
         InvalidInputError: the source has no rows for that batch id (no retry makes one appear).
@@ -104,6 +174,15 @@ def land_batch(settings: Settings, batch_id: str) -> LandedBatch:
     contract = settings.dataset
     df = _source_cache(settings)
     ids = batch_ids(df[contract.event_time], contract.batch_frequency, contract.event_timezone)
+    outside = outside_batches(settings, ids)
+    if outside.rows:
+        log.warning(
+            "source rows outside every configured batch",
+            rows=outside.rows,
+            by_batch=outside.by_batch,
+            quarantined=str(outside.quarantined),
+            report=str(outside.report),
+        )
     batch = df[ids == batch_id]
     if batch.empty:
         raise InvalidInputError(f"source has no rows for batch {batch_id!r} ({contract.batch_frequency})")

@@ -72,7 +72,13 @@ def load_source(contract: DatasetContract, base: Path | None = None) -> pd.DataF
             composed = composed + "_" + df[col].astype(str)
         df[contract.id.column] = composed
 
-    ts = local_time(df[contract.event_time], contract.event_timezone)
+    # The contract's naive_timestamps says how a zone-less event time is read; with "local" the
+    # column is rewritten as UTC instants with an explicit offset, so every later reader (quality,
+    # training, monitoring) reads the same instant without knowing the convention.
+    ts = local_time(df[contract.event_time], contract.event_timezone, contract.naive_timestamps)
+    if contract.naive_timestamps == "local":
+        utc = ts.dt.tz_convert("UTC")
+        df[contract.event_time] = utc.dt.strftime("%Y-%m-%dT%H:%M:%SZ").where(utc.notna())
     for name, part in contract.derived_time_features.items():
         df[name] = getattr(ts.dt, part)
 
@@ -88,5 +94,6 @@ def load_source(contract: DatasetContract, base: Path | None = None) -> pd.DataF
     if missing:
         raise SourceError(f"source {contract.source.path} lacks contract columns {missing}")
     df = df[contract.landed_columns]
-    order = ts.loc[df.index].argsort(kind="stable")
+    # rows whose event time does not parse sort last (they belong to no batch; landing counts them)
+    order = ts.loc[df.index].reset_index(drop=True).sort_values(kind="stable", na_position="last").index
     return df.iloc[order].reset_index(drop=True)
