@@ -3,7 +3,7 @@
 Values come, in rising priority, from the field defaults below, one YAML file
 (``config/pipeline.yaml``, or the file named by ``MLOPS_CONFIG``) and environment
 variables prefixed ``MLOPS__`` with ``__`` between levels, e.g.
-``MLOPS__TRAINING__WINDOW_MONTHS=6``.  Secrets (tokens, passwords, webhook URLs)
+``MLOPS__TRAINING__WINDOW_BATCHES=6``.  Secrets (tokens, passwords, webhook URLs)
 are never read from the YAML: they live in :class:`Secrets`, which reads the
 environment only, so a committed config file can never leak one.
 

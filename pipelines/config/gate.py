@@ -65,7 +65,10 @@ class GateConfig(Section):
     )
     behavioural: list[BehaviouralCheck] = Field(default_factory=list)
     min_behavioural_checks: int = Field(
-        default=0, ge=0, description="Fewer configured behavioural checks fail the gate."
+        default=2,
+        ge=0,
+        description="Fewer configured behavioural checks fail the gate: a model nobody stated an "
+        "expected behaviour for is not released by default (set 0 only knowingly).",
     )
 
     def for_task(self, task: str) -> TaskGate:

@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     optimize: OptimizeConfig = Field(default_factory=OptimizeConfig)
     _config_file: Path = PrivateAttr(default=DEFAULT_CONFIG_FILE)
+
+    @model_validator(mode="after")
+    def _names_from_dataset(self) -> Settings:
+        """MLflow names default to the dataset's own, never to another dataset's."""
+        if not self.mlflow.experiment:
+            self.mlflow.experiment = self.dataset.name
+        if not self.mlflow.registered_model:
+            self.mlflow.registered_model = f"{self.dataset.name}_{self.dataset.target.task}"
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -16,8 +16,14 @@ class MlflowConfig(Section):
     tracking_uri: str = Field(
         default="", description="Empty = sqlite:///<paths.root>/mlflow.db (embedded default)."
     )
-    experiment: str = "flight-delay"
-    registered_model: str = "flight_delay_clf"
+    experiment: str = Field(
+        default="", description="Empty: the dataset's name (dataset.name), filled in by the loader."
+    )
+    registered_model: str = Field(
+        default="",
+        description="Empty: '<dataset.name>_<task>' (e.g. diabetes_regression), filled in by the loader, "
+        "so a new dataset never registers versions under another dataset's model.",
+    )
     artifact_root: str = Field(
         default="",
         description="Artifact location of a new experiment. Empty: <paths.root>/mlartifacts for a "

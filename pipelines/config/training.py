@@ -28,7 +28,12 @@ class TrainingConfig(Section):
         ge=1,
         description="Classification: each class needs this many training rows (single class: refuse).",
     )
-    min_holdout_rows: int = Field(default=50, ge=1, description="Fewer labelled holdout rows: refuse.")
+    min_holdout_rows: int = Field(
+        default=300,
+        ge=1,
+        description="Fewer labelled holdout rows: refuse (the gate's paired comparisons with the "
+        "champion cannot tell models apart on less).",
+    )
     seed: int = 42
     categorical_encoding: Literal["ordinal", "onehot"] = Field(
         default="ordinal",
