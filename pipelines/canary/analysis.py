@@ -22,27 +22,29 @@ verdict is ``success``, ``failed`` or ``inconclusive``:
   model, its predictor thread being cold; in the demo a significantly *better*
   model was once rolled back on a 1.1x p99.) Over-SLO requests that complete
   together count once (:func:`latency_sample`): they were held up by one pause.
-* **shift** (the whole release so far): two-sample Kolmogorov-Smirnov test of the
-  canary's predictions against the champion's. Only a shift that is significant
-  (``p < shift_alpha``) *and* large (``D > shift_max_statistic``) counts. A retrained
-  model may legitimately move predictions (a new base rate), so a material shift
-  *holds* the step until labelled quality can judge it: once the quality CI rules
-  out a loss larger than ``shift_quality_margin`` the shift is a warning; quality
-  worse → failed; labels never enough → fail safe at the step timeout.
-* **quality** (the whole release so far, labelled rows only): *paired*. Every
+* **shift** (the whole release so far): two-sample Kolmogorov-Smirnov test and PSI of the
+  canary's predictions against the champion's. A material shift (KS significant *and*
+  ``D > shift_max_statistic``, or ``PSI > shift_max_psi``) is a **warning**, never a rollback on
+  its own: a retrained model is expected to predict *differently* (a new base rate); whether it
+  predicts *worse* is the quality check's question. The warning raises the bar: undecided
+  quality can then not be promoted on "no harm" (see ``quality_undecided``).
+* **quality** (the whole release so far, labelled rows only): *paired non-inferiority*. Every
   labelled row served during the release (by either variant) is scored by both
   models, the one that did not answer from the logged features, so both are
   judged on the same rows. Classification compares ROC AUC (DeLong's paired
-  variance), regression MAE (paired differences). Fails when the canary is
-  significantly worse (CI excludes 0) by more than ``quality_max_drop``; passes
-  when its point estimate is within the tolerance; in between (worse, not yet
-  significant) it holds the step for more labels. Below ``quality_min_labels``
-  rows it is ``insufficient``, which does not block a step unless
-  ``quality_required``. Comparing each variant on its own callers instead mixes
-  two samples (and, early on, two periods) and needs several times more labels.
+  variance), regression MAE (paired absolute errors, relative to the champion's MAE). With the
+  margin ``quality_max_drop``: passes when the CI rules out a loss of the margin; fails when the
+  canary is significantly worse and the margin is not ruled out; otherwise it is undecided and
+  the step holds for labels. A step that can get no more (``final``: it timed out, or its labels
+  stopped growing) settles undecided quality by ``quality_undecided`` (hold → roll back at the
+  timeout, rollback, or promote_if_no_harm). Every analysis records the minimum detectable
+  effect of the labels at hand (``quality.mde``, at ``quality_alpha / 2`` and
+  ``quality_power``) and the labels the margin needs (``quality.labels_for_margin``). Comparing
+  each variant on its own callers instead mixes two samples (and, early on, two periods) and
+  needs several times more labels.
 
-Any failed check fails the step; any required check that is still ``insufficient``
-leaves it inconclusive (the caller holds and re-analyses, then fails safe).
+Any failed check (but a warning) fails the step; any required check that is still
+``insufficient`` leaves it inconclusive (the caller holds and re-analyses, then fails safe).
 """
 
 from __future__ import annotations
@@ -84,11 +86,10 @@ STALL_WINDOW_S = 0.05
 class Check:
     """One of the four checks of a step.
 
-    ``required`` is whether the check must be *conclusive* for the step to pass (``quality``
-    below ``quality_min_labels`` is not, unless ``canary.quality_required``); a failed check
-    fails the step whatever ``required`` says. ``warning`` marks a failure the canary is not
-    to blame for (a host-wide latency breach, a shift that labelled quality accepted): it is
-    recorded as ``warn`` and never decides.
+    ``required`` is whether the check must be *conclusive* for the step to pass (``shift`` is
+    not: it only informs); a failed check fails the step whatever ``required`` says, unless it
+    is a ``warning``: a finding the canary is not to be rolled back for (a host-wide latency
+    breach, a material prediction shift), recorded as ``warn``, never deciding.
     """
 
     name: str
@@ -299,36 +300,99 @@ def check_latency(canary_step: pd.DataFrame, champion: pd.DataFrame, cfg: Canary
 
 
 def check_shift(canary_preds: np.ndarray, champion_preds: np.ndarray, cfg: CanaryConfig) -> Check:
+    """Did the canary's predictions move? A *warning*, never a verdict on its own.
+
+    A retrained model is expected to predict differently (a new base rate, a recalibrated tail):
+    "different" is not "worse". A material shift (KS significant and beyond
+    ``shift_max_statistic``, or PSI beyond ``shift_max_psi``) is recorded as ``warn`` and raises
+    the bar for quality in :func:`analyse`: the step then needs conclusive non-inferiority.
+    """
     from scipy.stats import ks_2samp
 
     n_c, n_r = canary_preds.size, champion_preds.size
-    figs: dict[str, Any] = {"canary_rows": n_c, "champion_rows": n_r}
+    figs: dict[str, Any] = {"canary_rows": n_c, "champion_rows": n_r, "material": False}
     if n_c < MIN_SHIFT_ROWS or n_r < MIN_SHIFT_ROWS:
         return Check(
             "shift",
             Outcome.INCONCLUSIVE,
             f"{n_c} canary / {n_r} champion predictions (< {MIN_SHIFT_ROWS})",
             figs,
+            required=False,
         )
     res = ks_2samp(canary_preds, champion_preds)
     d, p = float(res.statistic), float(res.pvalue)
+    index = psi(champion_preds, canary_preds)
     figs.update(
         ks_statistic=_r(d),
         ks_pvalue=_r(p, 6),
-        psi=_r(psi(champion_preds, canary_preds)),
+        psi=_r(index),
         canary_mean=_r(float(canary_preds.mean())),
         champion_mean=_r(float(champion_preds.mean())),
         max_statistic=cfg.shift_max_statistic,
+        max_psi=cfg.shift_max_psi,
         alpha=cfg.shift_alpha,
     )
-    if p < cfg.shift_alpha and d > cfg.shift_max_statistic:
+    material = (p < cfg.shift_alpha and d > cfg.shift_max_statistic) or index > cfg.shift_max_psi
+    if material:
+        figs["material"] = True
         return Check(
             "shift",
             Outcome.FAIL,
-            f"predictions shifted: KS D={d:.3f} > {cfg.shift_max_statistic} (p={p:.2g})",
+            f"predictions shifted: KS D={d:.3f} (p={p:.2g}, max {cfg.shift_max_statistic}), "
+            f"PSI {index:.3f} (max {cfg.shift_max_psi}); a warning: quality must be shown non-inferior",
             figs,
+            required=False,
+            warning=True,
         )
-    return Check("shift", Outcome.PASS, f"no material shift: KS D={d:.3f} (p={p:.2g})", figs)
+    return Check(
+        "shift", Outcome.PASS, f"no material shift: KS D={d:.3f} (p={p:.2g}), PSI {index:.3f}", figs, False
+    )
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """The paired quality comparison, in *loss* units (positive = the canary is worse).
+
+    ``loss`` is AUC points lost (classification) or the relative MAE increase (regression),
+    the units of ``quality_max_drop``; ``se`` its standard error (DeLong's paired variance; for
+    MAE the ratio estimator's delta-method variance). ``diff``/``diff_se`` are the raw metric
+    difference canary - champion (AUC or MAE), reported for people.
+    """
+
+    metric: str
+    canary: float
+    champion: float
+    diff: float
+    diff_se: float
+    loss: float
+    se: float
+
+
+def paired_test(y: np.ndarray, sc: np.ndarray, sr: np.ndarray, task: str) -> PairedTest | None:
+    """Canary vs champion on the same rows; ``None`` when it cannot be computed (one class)."""
+    if task == "classification":
+        a_c, a_r, var = paired_auc_difference(y, sc, sr)
+        if math.isnan(a_c):
+            return None
+        se = math.sqrt(var)
+        return PairedTest("roc_auc", a_c, a_r, a_c - a_r, se, a_r - a_c, se)
+    e_c, e_r = np.abs(y - sc), np.abs(y - sr)
+    mae_c, mae_r = float(e_c.mean()), float(e_r.mean())
+    n = y.size
+    diff_se = float(np.std(e_c - e_r, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+    if mae_r <= 0:
+        return None
+    loss = mae_c / mae_r - 1.0
+    # Ratio estimator R = mean(e_c) / mean(e_r): Var(R) ~ Var(e_c - R e_r) / (n mean(e_r)^2).
+    se = float(np.std(e_c - (1.0 + loss) * e_r, ddof=1) / math.sqrt(n) / mae_r) if n > 1 else float("nan")
+    return PairedTest("mae", mae_c, mae_r, mae_c - mae_r, diff_se, loss, se)
+
+
+def minimum_detectable_effect(se: float, alpha: float, power: float) -> float:
+    """The smallest true loss that the one-sided test at ``alpha / 2`` detects with ``power``."""
+    from scipy.stats import norm
+
+    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * se)
 
 
 def check_quality(
@@ -337,7 +401,7 @@ def check_quality(
     task: str,
     scoring_errors: dict[str, str] | None = None,
 ) -> Check:
-    """Canary vs champion on the *same* labelled rows (both models score every row).
+    """Canary vs champion on the *same* labelled rows (both models score every row): non-inferiority.
 
     ``paired`` holds one row per labelled entity served during the release: ``label``,
     ``canary`` and ``champion`` (each model's score), ``served_by`` and ``served``
@@ -345,6 +409,15 @@ def check_quality(
     a row scored it afterwards from the logged features; ``replay_max_abs_diff``
     checks that this replay reproduces what was served, so the comparison judges
     what callers actually got.
+
+    With ``loss`` the canary's quality loss (positive = worse), ``δ = quality_max_drop`` and the
+    ``1 - quality_alpha`` CI ``[loss_low, loss_high]``: **pass** when ``loss_high < δ`` (a loss of
+    the margin is ruled out: non-inferior); **fail** when ``loss_low > 0`` and not non-inferior
+    (significantly worse, and possibly by the margin); otherwise **undecided** (inconclusive,
+    required: the step holds for labels; :func:`resolve_undecided` applies
+    ``quality_undecided`` once no more can come). An equal model is rolled back, and a model
+    worse by δ passed, each with probability <= ``quality_alpha / 2`` per analysis; both are
+    decided with probability ``quality_power`` once the MDE written in the evidence is <= δ.
     """
     errors = scoring_errors or {}
     n = len(paired)
@@ -355,10 +428,15 @@ def check_quality(
         "champion_served_labelled": n - served_c,
         "min_labels": cfg.quality_min_labels,
         "design": "paired (both models score every labelled row)",
+        "margin": cfg.quality_max_drop,
+        "confidence": 1 - cfg.quality_alpha,
+        "power": cfg.quality_power,
+        "undecided_policy": cfg.quality_undecided,
+        "decision": "undecided",
     }
-    required = cfg.quality_required
     if "canary" in errors:
         figs["scoring_error"] = errors["canary"][:300]
+        figs["decision"] = "worse"
         return Check(
             "quality",
             Outcome.FAIL,
@@ -373,97 +451,146 @@ def check_quality(
             f"the champion could not re-score rows: {errors['champion']}",
             figs,
         )
-    if n < cfg.quality_min_labels:
-        return Check(
-            "quality",
-            Outcome.INCONCLUSIVE,
-            f"{n} labelled rows since the release began (< {cfg.quality_min_labels})",
-            figs,
-            required,
-        )
-    y = paired["label"].to_numpy(float)
     sc, sr = paired["canary"].to_numpy(float), paired["champion"].to_numpy(float)
-    own = np.where(paired["served_by"] == "canary", sc, sr)
-    drift = float(np.max(np.abs(own - paired["served"].to_numpy(float))))
-    figs["replay_max_abs_diff"] = _r(drift, 9)
-    if not drift <= REPLAY_TOLERANCE:
-        return Check(
-            "quality",
-            Outcome.FAIL,
-            f"re-scoring logged features does not reproduce the served predictions (max |diff| {drift:.3g}):"
-            " the log no longer describes what was served, so quality cannot be trusted",
-            figs,
-        )
+    if n:
+        own = np.where(paired["served_by"] == "canary", sc, sr)
+        drift = float(np.max(np.abs(own - paired["served"].to_numpy(float))))
+        figs["replay_max_abs_diff"] = _r(drift, 9)
+        if not drift <= REPLAY_TOLERANCE:
+            figs["decision"] = "worse"
+            return Check(
+                "quality",
+                Outcome.FAIL,
+                "re-scoring logged features does not reproduce the served predictions (max |diff| "
+                f"{drift:.3g}): the log no longer describes what was served, so quality cannot be trusted",
+                figs,
+            )
+    test = paired_test(paired["label"].to_numpy(float), sc, sr, task) if n >= 2 else None
+    if test is None:
+        why = "no labelled rows" if n < 2 else "the labelled rows hold a single class (or a zero MAE)"
+        return Check("quality", Outcome.INCONCLUSIVE, f"{why} since the release began", figs)
     from scipy.stats import norm
 
-    if task == "classification":
-        metric, higher_better = "roc_auc", True
-        base_c, base_r, var = paired_auc_difference(y, sc, sr)
-        if math.isnan(base_c):
-            return Check(
-                "quality", Outcome.INCONCLUSIVE, "the labelled rows hold a single class", figs, required
-            )
-    else:
-        metric, higher_better = "mae", False
-        d = np.abs(y - sc) - np.abs(y - sr)
-        base_c, base_r = float(np.abs(y - sc).mean()), float(np.abs(y - sr).mean())
-        var = float(d.var(ddof=1) / d.size)
-    alpha = cfg.quality_alpha
-    half = float(norm.ppf(1 - alpha / 2)) * math.sqrt(var)
-    diff = base_c - base_r
-    lo, hi = diff - half, diff + half
+    z = float(norm.ppf(1 - cfg.quality_alpha / 2))
+    margin = cfg.quality_max_drop
+    lo, hi = test.loss - z * test.se, test.loss + z * test.se
+    mde = minimum_detectable_effect(test.se, cfg.quality_alpha, cfg.quality_power)
     figs.update(
-        metric=metric,
-        canary=_r(base_c),
-        champion=_r(base_r),
-        diff=_r(diff),
-        ci_low=_r(lo),
-        ci_high=_r(hi),
-        confidence=1 - alpha,
-        max_drop=cfg.quality_max_drop,
+        metric=test.metric,
+        canary=_r(test.canary),
+        champion=_r(test.champion),
+        diff=_r(test.diff),
+        ci_low=_r(test.diff - z * test.diff_se),
+        ci_high=_r(test.diff + z * test.diff_se),
+        loss=_r(test.loss),
+        loss_low=_r(lo),
+        loss_high=_r(hi),
+        se=_r(test.se, 6),
+        mde=_r(mde),
+        # Labels that would bring the MDE down to the margin (SE shrinks as 1/sqrt(n)).
+        labels_for_margin=math.ceil(n * (mde / margin) ** 2) if margin > 0 and math.isfinite(mde) else None,
+        max_drop=margin,
     )
     if task == "classification":
         from sklearn.metrics import brier_score_loss
 
+        y = paired["label"].to_numpy(float)
         figs["canary_brier"] = _r(float(brier_score_loss(y, np.clip(sc, 0, 1))))
         figs["champion_brier"] = _r(float(brier_score_loss(y, np.clip(sr, 0, 1))))
-        worse_sig = hi < 0
-        worse_big = diff < -cfg.quality_max_drop
-        figs["rules_out_shift_margin"] = bool(lo >= -cfg.shift_quality_margin)
     else:
-        rel = diff / base_r if base_r > 0 else 0.0
-        figs["relative_mae_increase"] = _r(rel)
-        worse_sig = lo > 0
-        worse_big = rel > cfg.quality_max_drop
-        figs["rules_out_shift_margin"] = bool(base_r > 0 and hi / base_r <= cfg.shift_quality_margin)
-    verb = "higher is better" if higher_better else "lower is better"
-    if worse_big and not worse_sig:
-        # Worse beyond tolerance but not significantly yet: suspect, so the step holds for more
-        # labels (whatever quality_required says) instead of passing on weak evidence.
+        figs["relative_mae_increase"] = _r(test.loss)
+    verb = "higher is better" if test.metric == "roc_auc" else "lower is better"
+    said = f"canary {test.metric} {test.canary:.3f} vs champion {test.champion:.3f} ({verb}), same {n} rows"
+    units = "AUC points" if test.metric == "roc_auc" else "relative MAE"
+    if n < cfg.quality_min_labels:
         return Check(
             "quality",
             Outcome.INCONCLUSIVE,
-            f"canary {metric} {base_c:.3f} vs champion {base_r:.3f} ({verb}): worse than the tolerance "
-            f"but not significant yet (CI [{lo:.3f}, {hi:.3f}]); holding for more labels",
+            f"{n} labelled rows since the release began (< {cfg.quality_min_labels}); MDE {mde:.3f} {units}",
             figs,
-            True,
         )
-    if worse_sig and worse_big:
+    if not math.isfinite(test.se):
+        return Check("quality", Outcome.INCONCLUSIVE, f"{said}: no variance estimate", figs)
+    if hi < margin:
+        figs["decision"] = "non_inferior"
+        return Check(
+            "quality",
+            Outcome.PASS,
+            f"{said}: non-inferior, loss {test.loss:+.3f} {units} with CI [{lo:.3f}, {hi:.3f}] "
+            f"below the margin {margin}",
+            figs,
+        )
+    if lo > 0:
+        figs["decision"] = "worse"
         return Check(
             "quality",
             Outcome.FAIL,
-            f"canary {metric} {base_c:.3f} vs champion {base_r:.3f} on the same {n} labelled rows "
-            f"({verb}); {1 - alpha:.0%} CI of the paired difference [{lo:.3f}, {hi:.3f}] excludes 0",
+            f"{said}: significantly worse, loss {test.loss:+.3f} {units} with {1 - cfg.quality_alpha:.0%} "
+            f"CI [{lo:.3f}, {hi:.3f}] above 0 and not below the margin {margin}",
             figs,
-            required,
         )
     return Check(
         "quality",
-        Outcome.PASS,
-        f"canary {metric} {base_c:.3f} vs champion {base_r:.3f} on the same {n} labelled rows; not "
-        f"significantly worse (CI [{lo:.3f}, {hi:.3f}])",
+        Outcome.INCONCLUSIVE,
+        f"{said}: undecided, loss {test.loss:+.3f} {units} with CI [{lo:.3f}, {hi:.3f}] spans the "
+        f"margin {margin}; MDE {mde:.3f} with these labels, ~{figs['labels_for_margin']} labels for "
+        "the margin; holding for more labels",
         figs,
-        required,
+    )
+
+
+def resolve_undecided(quality: Check, shift: Check, cfg: CanaryConfig) -> Check:
+    """Quality that stayed undecided once no more labels can come: ``quality_undecided`` decides.
+
+    Called only for a final analysis (see :func:`analyse`); the choice is recorded in the
+    check's figures (``decided_by``) so the step's evidence says a policy, not a test, decided.
+    """
+    policy = cfg.quality_undecided
+    figs = {**quality.figures, "decided_by": f"policy:{policy}"}
+    n, mde = int(figs.get("labelled") or 0), figs.get("mde")
+    at_hand = f"{n} labelled rows, MDE {mde} vs margin {cfg.quality_max_drop}"
+    if policy in ("hold", "rollback"):
+        why = "step timed out waiting for labels" if policy == "hold" else "no more labels can come"
+        return replace(
+            quality,
+            outcome=Outcome.FAIL,
+            figures=figs,
+            reason=f"{quality.reason}; undecided and {why} ({at_hand}): rolled back (policy {policy})",
+        )
+    if shift.figures.get("material"):
+        return replace(
+            quality,
+            outcome=Outcome.FAIL,
+            figures=figs,
+            reason=f"{quality.reason}; undecided ({at_hand}) and the predictions shifted: a model that "
+            "predicts differently must show non-inferiority, not just no harm (policy promote_if_no_harm)",
+        )
+    loss = figs.get("loss")
+    if n < cfg.quality_min_labels or loss is None:
+        figs["decision"] = "no_evidence_of_harm"
+        return replace(
+            quality,
+            outcome=Outcome.PASS,
+            figures=figs,
+            reason=f"{quality.reason}; too few labels to read ({at_hand}), no shift: the other checks "
+            "decide (policy promote_if_no_harm)",
+        )
+    if loss <= cfg.quality_max_drop / 2:
+        figs["decision"] = "no_harm"
+        return replace(
+            quality,
+            outcome=Outcome.PASS,
+            figures=figs,
+            reason=f"{quality.reason}; undecided ({at_hand}) but the loss estimate {loss:+.4f} is within "
+            f"half the margin ({cfg.quality_max_drop / 2:.4f}), nothing shifted (policy promote_if_no_harm)",
+        )
+    figs["decision"] = "harm"
+    return replace(
+        quality,
+        outcome=Outcome.FAIL,
+        figures=figs,
+        reason=f"{quality.reason}; undecided ({at_hand}) and the loss estimate {loss:+.4f} exceeds half "
+        f"the margin ({cfg.quality_max_drop / 2:.4f}): rolled back (policy promote_if_no_harm)",
     )
 
 
@@ -477,38 +604,27 @@ def analyse(
     cfg: CanaryConfig,
     task: str,
     scoring_errors: dict[str, str] | None = None,
+    final: bool = False,
 ) -> Analysis:
-    """Judge one step. ``*_step``: this step's rows; ``*_release``/``reference``: since the release began."""
+    """Judge one step. ``*_step``: this step's rows; ``*_release``/``reference``: since the release began.
+
+    ``final``: no more labels can come for this step (the caller's call: the step timed out,
+    or its labelled rows stopped growing); undecided quality is then settled by
+    ``quality_undecided`` (:func:`resolve_undecided`) instead of holding.
+    """
     ok_c = canary_release[canary_release["error"].isna()]["prediction"].dropna().to_numpy(float)
     ok_r = champion_reference[champion_reference["error"].isna()]["prediction"].dropna().to_numpy(float)
     champion_latency = champion_step if champion_step["request_id"].nunique() >= 20 else champion_reference
+    shift = check_shift(ok_c, ok_r, cfg)
+    quality = check_quality(paired, cfg, task, scoring_errors)
+    if final and quality.outcome is Outcome.INCONCLUSIVE and "champion" not in (scoring_errors or {}):
+        quality = resolve_undecided(quality, shift, cfg)
     checks = [
         check_errors(canary_step, cfg),
         check_latency(canary_step, champion_latency, cfg),
-        check_shift(ok_c, ok_r, cfg),
-        check_quality(paired, cfg, task, scoring_errors),
+        shift,
+        quality,
     ]
-    quality = checks[3]
-    shift = checks[2]
-    if shift.status == "fail" and quality.status != "fail":
-        # A retrained model may legitimately move predictions (e.g. a new base rate); only labels
-        # can tell better from broken, and only with a CI tight enough to rule out a real loss.
-        if quality.status == "pass" and quality.figures.get("rules_out_shift_margin"):
-            shift = replace(
-                shift,
-                warning=True,
-                reason=shift.reason
-                + f"; accepted: labelled quality is within {cfg.shift_quality_margin} of the champion's",
-            )
-        else:
-            shift = replace(
-                shift,
-                outcome=Outcome.INCONCLUSIVE,
-                reason=shift.reason
-                + f"; holding until labelled quality rules out a loss over {cfg.shift_quality_margin} "
-                "(CI bound)",
-            )
-        checks[2] = shift
     return judge(checks)
 
 

@@ -101,8 +101,11 @@ def paired_scores(
     return frame, errors
 
 
-def analyse_step(settings: Settings, plan: ReleasePlan, step_start: str) -> Analysis:
-    """Judge the step that began at ``step_start`` (prediction-log time)."""
+def analyse_step(settings: Settings, plan: ReleasePlan, step_start: str, *, final: bool = False) -> Analysis:
+    """Judge the step that began at ``step_start`` (prediction-log time); ``final``: see ``analyse``."""
     return analyse(
-        **step_frames(settings, plan, step_start), cfg=settings.canary, task=settings.dataset.target.task
+        **step_frames(settings, plan, step_start),
+        cfg=settings.canary,
+        task=settings.dataset.target.task,
+        final=final,
     )

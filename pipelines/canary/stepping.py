@@ -3,7 +3,9 @@
 Each step sets the weight, then (re-)analyses until it can decide: held for
 ``canary.step_window_s`` and judged ``success`` → next step; ``failed`` → the canary goes to
 weight 0 at once (:func:`~pipelines.canary.promotion.reject`); ``inconclusive`` → hold and
-re-analyse, failing safe at ``canary.step_timeout_s``. With ``canary.replay_traffic`` the step
+re-analyse. Quality still undecided when no more labels can come (:func:`is_final`) is settled
+by ``canary.quality_undecided``; anything else still inconclusive fails safe at
+``canary.step_timeout_s``. With ``canary.replay_traffic`` the step
 drives itself with replayed validated rows (the demo, the tests); otherwise it waits for
 callers. Every analysis is recorded as a ``canary_step`` event.
 """
@@ -38,17 +40,27 @@ def requests_needed(settings: Settings, weight: float, have: int, last: Analysis
     if last is not None:
         figs = last.figures()
         labelled = int(figs.get("quality.labelled") or 0)
-        if figs.get("quality.status") == "insufficient" or (
-            figs.get("shift.status") == "insufficient" and labelled >= cfg.quality_min_labels
-        ):
-            # Too few labels, worse-but-not-significant, or a shift awaiting a tighter quality
-            # CI: half as many labels again narrows it by ~20%. Both variants' rows count (paired).
-            labels_needed = max(cfg.quality_min_labels - labelled, labelled // 2)
+        if figs.get("quality.status") == "insufficient":
+            # Too few labels, or undecided: aim at the labels that bring the MDE down to the margin
+            # (``quality.labels_for_margin``), growing by at least half (a 20% narrower CI) per look.
+            # Both variants' rows count (paired).
+            target = int(figs.get("quality.labels_for_margin") or cfg.quality_min_labels)
+            labels_needed = max(target - labelled, cfg.quality_min_labels - labelled, labelled // 2)
         if figs.get("shift.status") == "insufficient":
             need = max(need, MIN_SHIFT_ROWS - int(figs.get("shift.canary_rows") or 0))
     need = max(need, 10)
     canary_share = weight / 100.0
     return min(20000, max(50, math.ceil(need / canary_share * 1.15) + 20, math.ceil(labels_needed * 1.15)))
+
+
+def is_final(policy: str, timed_out: bool, labels_stalled: bool) -> bool:
+    """Whether an undecided step can get no more labels, so ``canary.quality_undecided`` settles it.
+
+    ``hold`` waits for labels until the step timeout; the other policies also act as soon as
+    the step's labelled rows stop growing after its window (a replayed batch is exhausted, or
+    live labels are not arriving: e.g. they mature days later).
+    """
+    return timed_out or (policy != "hold" and labels_stalled)
 
 
 def _run_step(
@@ -64,6 +76,7 @@ def _run_step(
     traffic: list[dict[str, Any]] = []
     iteration = 0
     last: Analysis | None = None
+    labelled_before: int | None = None
     while True:
         iteration += 1
         if cfg.replay_traffic:
@@ -86,8 +99,13 @@ def _run_step(
             )
         analysis = last = analyse_step(settings, plan, step_start)
         held = time.monotonic() - t0
-        verdict, reason = analysis.verdict, analysis.reason
         timed_out = time.monotonic() > deadline
+        labelled = int(analysis.figures().get("quality.labelled") or 0)
+        stalled = labelled_before is not None and labelled <= labelled_before and held >= cfg.step_window_s
+        labelled_before = labelled
+        if analysis.verdict == "inconclusive" and is_final(cfg.quality_undecided, timed_out, stalled):
+            analysis = last = analyse_step(settings, plan, step_start, final=True)
+        verdict, reason = analysis.verdict, analysis.reason
         if verdict == "inconclusive" and timed_out:
             verdict, reason = (
                 "failed",

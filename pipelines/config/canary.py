@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from pipelines.config.base import Section
@@ -60,36 +62,59 @@ class CanaryConfig(Section):
         default=0.2,
         gt=0,
         le=1,
-        description="KS distance the canary's predictions may differ by (a significant but "
-        "smaller shift is reported, not failed: large samples make tiny shifts significant).",
+        description="KS distance beyond which a significant shift of the canary's predictions is "
+        "material (large samples make tiny shifts significant). A material shift is a warning, never "
+        "a rollback on its own: it only raises the bar for quality (see quality_undecided).",
     )
-    shift_quality_margin: float = Field(
-        default=0.1,
-        ge=0,
-        description="A material prediction shift is accepted once labelled quality rules out a "
-        "loss larger than this (AUC points; relative MAE for regression) at quality_alpha.",
+    shift_max_psi: float = Field(
+        default=0.25,
+        gt=0,
+        description="Population stability index (champion deciles) beyond which the shift is material "
+        "too (0.25: the conventional 'major shift').",
     )
     quality_min_labels: int = Field(
         default=200,
         ge=10,
-        description="Labelled predictions per variant before model quality is compared.",
+        description="Labelled rows (both variants, paired) below which quality is not tested at all.",
     )
     quality_alpha: float = Field(
         default=0.01,
         gt=0,
         lt=1,
-        description="Significance of the quality comparison (strict: a step is re-analysed many times).",
+        description="The quality CI is at 1 - quality_alpha; each one-sided decision (non-inferior, "
+        "worse) errs with probability <= quality_alpha / 2 per analysis (strict: a step is re-analysed "
+        "many times).",
     )
     quality_max_drop: float = Field(
         default=0.02,
         ge=0,
-        description="Tolerated quality loss vs the champion: AUC points for classification, "
-        "relative MAE increase for regression.",
+        description="Non-inferiority margin: the quality loss vs the champion still tolerated. AUC "
+        "points for classification, relative MAE increase for regression. A step passes when the CI "
+        "rules out a loss of this size; fails when the canary is significantly worse and a loss of "
+        "this size is not ruled out.",
     )
-    quality_required: bool = Field(
-        default=False,
-        description="Hold a step (inconclusive) until quality can be judged; otherwise too few "
-        "labels only means quality is reported as insufficient.",
+    quality_power: float = Field(
+        default=0.8,
+        gt=0,
+        lt=1,
+        description="Power of the minimum detectable effect written in each step's evidence: the "
+        "smallest loss the labelled rows at hand detect with this probability, at quality_alpha / 2.",
+    )
+    quality_undecided: Literal["hold", "rollback", "promote_if_no_harm"] = Field(
+        default="promote_if_no_harm",
+        description="What a step does when quality cannot be decided (too few labels for the margin: "
+        "the MDE exceeds quality_max_drop) and no more labels can come: 'hold' waits for labels "
+        "until step_timeout_s, then rolls back (fail safe); 'rollback' rolls back as soon as the step "
+        "is undecidable (its labels stopped growing after the step window, or the timeout); "
+        "'promote_if_no_harm' (default) then passes quality if its point estimate of the loss is at "
+        "most half the margin (the midpoint between 'equal' and 'worse by the margin', which "
+        "balances the two errors when the data cannot separate them) and no material prediction "
+        "shift was seen; with a shift it rolls back, since a model that predicts differently must "
+        "prove its quality. Below quality_min_labels the estimate is too noisy to read: no evidence "
+        "of harm, the other checks decide (unless shifted). Why not fail closed by default: the "
+        "evaluation gate has already shown non-inferiority on a full holdout month; the canary's "
+        "quality check guards against a live regression, and on small batches rolling back every "
+        "undecided step rolls back equal models most of the time.",
     )
     seed: int = 42
     precheck_rows: int = Field(

@@ -13,14 +13,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.canary.analysis import Analysis, analyse
+from pipelines.canary.analysis import Analysis, analyse, minimum_detectable_effect
 from pipelines.canary.stats import (
     auc_components,
     paired_auc_difference,
     two_proportion_greater,
     wilson_interval,
 )
-from pipelines.config import CanaryConfig
+from pipelines.canary.stepping import is_final, requests_needed
+from pipelines.config import CanaryConfig, load_settings
+
+decisions = pytest.mark.decisions
 
 
 def cfg(**kw: Any) -> CanaryConfig:
@@ -165,11 +168,13 @@ def test_one_stall_counts_once_but_repeated_slow_requests_fail() -> None:
     assert status(spread, "latency") == "fail", spread.reason
 
 
-def test_a_shift_holds_until_labels_judge_it() -> None:
+def test_a_shift_holds_only_while_quality_is_undecided() -> None:
+    """A shift is a warning: with too few labels the step holds for quality, not for the shift."""
     rng = np.random.default_rng(4)
     few = cfg(quality_min_labels=5000)
     held = run(traffic(600, rng, shift=1.5), traffic(2000, rng), few, paired(3000, rng, shift=1.5))
-    assert held.verdict == "inconclusive" and status(held, "shift") == "insufficient"
+    assert held.verdict == "inconclusive" and status(held, "shift") == "warn"
+    assert status(held, "quality") == "insufficient"
     # A base-rate shift with intact ranking: labelled quality vindicates it.
     ok = run(traffic(600, rng, shift=1.5), traffic(2000, rng), cfg(), paired(3000, rng, shift=1.5))
     assert status(ok, "shift") == "warn" and ok.verdict == "success", ok.reason
@@ -245,3 +250,157 @@ def test_replayed_scores_must_reproduce_what_was_served() -> None:
 )
 def test_two_proportion_test(x1: int, n1: int, x2: int, n2: int, significant: bool) -> None:
     assert (two_proportion_greater(x1, n1, x2, n2) < 0.01) is significant
+
+
+# ------------------------------------------------------------------ "different" is not "worse" (issue 12)
+def quality(analysis: Analysis) -> dict[str, Any]:
+    return next(c for c in analysis.checks if c.name == "quality").figures
+
+
+def regression_pairs(n: int, rng: np.random.Generator, *, worse: float = 0.0) -> pd.DataFrame:
+    """Targets y = f + noise; each model predicts f with its own error, the canary's scaled by
+    ``1 + worse``."""
+    f = rng.normal(150, 60, n)
+    y = f + rng.normal(0, 40, n)
+    champ = f + rng.normal(0, 20, n)
+    can = f + rng.normal(0, 20, n) * (1 + worse)
+    by = np.where(rng.random(n) < 0.3, "canary", "champion")
+    return pd.DataFrame(
+        {
+            "entity_id": [f"e{i}" for i in range(n)],
+            "label": y,
+            "served_by": by,
+            "served": np.where(by == "canary", can, champ),
+            "canary": can,
+            "champion": champ,
+        }
+    )
+
+
+def regression_traffic(rows: pd.DataFrame, variant: str, rng: np.random.Generator) -> pd.DataFrame:
+    t = traffic(len(rows), rng)
+    return t.assign(prediction=rows[variant].to_numpy())
+
+
+@decisions
+def test_equal_quality_with_a_large_shift_is_promoted_with_a_warning() -> None:
+    """A recalibrated retrain (every score moved, same ranking) on plenty of labels: success, shift 'warn'."""
+    rng = np.random.default_rng(21)
+    rows = paired(20000, rng, shift=1.5)
+    a = run(traffic(600, rng, shift=1.5), traffic(2000, rng), cfg(), rows)
+    assert a.verdict == "success", a.reason
+    shift = next(c for c in a.checks if c.name == "shift")
+    assert shift.status == "warn" and shift.figures["material"] and shift.figures["ks_statistic"] > 0.2
+    q = quality(a)
+    assert q["decision"] == "non_inferior" and q["loss_high"] < q["margin"]
+    assert abs(q["loss"]) < 0.01
+
+
+@decisions
+def test_a_model_worse_by_the_margin_is_rolled_back() -> None:
+    rng = np.random.default_rng(22)
+    rows = paired(20000, rng, signal=0.7)  # ranks with a third of the signal
+    a = run(traffic(800, rng), traffic(2000, rng), cfg(), rows)
+    q = quality(a)
+    assert q["loss"] > q["margin"] and q["loss_low"] > 0, q
+    assert a.verdict == "failed" and status(a, "quality") == "fail" and q["decision"] == "worse"
+    assert "significantly worse" in a.reason and q["ci_high"] < 0
+
+
+@decisions
+def test_too_few_labels_hold_then_the_configured_policy_decides_with_an_mde() -> None:
+    """150 labels cannot separate a 0.02 AUC loss: the step holds; once final, the policy acts."""
+    rng = np.random.default_rng(26)
+    rows = paired(150, rng)
+    canary, champion = traffic(600, rng), traffic(2000, rng)
+    for n_min in (100, 1000):  # undecided with a test, and below the minimum: both report an MDE
+        held = run(canary, champion, cfg(quality_min_labels=n_min), rows)
+        q = quality(held)
+        assert held.verdict == "inconclusive" and status(held, "quality") == "insufficient", held.reason
+        assert q["mde"] > q["margin"] and q["labels_for_margin"] > 150 and q["se"] > 0
+        assert q["undecided_policy"] == "promote_if_no_harm" and q["decision"] == "undecided"
+    base = cfg(quality_min_labels=100)
+    verdicts = {}
+    for policy in ("hold", "rollback", "promote_if_no_harm"):
+        final = run(canary, champion, base.model_copy(update={"quality_undecided": policy}), rows, final=True)
+        q = quality(final)
+        assert q["decided_by"] == f"policy:{policy}" and q["mde"] > q["margin"], q
+        assert f"policy {policy}" in next(c.reason for c in final.checks if c.name == "quality")
+        verdicts[policy] = final.verdict
+    assert verdicts["hold"] == verdicts["rollback"] == "failed"
+    # No shift and the loss estimate within half the margin (this draw): no harm, promoted.
+    assert quality(run(canary, champion, base, rows, final=True))["loss"] <= 0.01
+    assert verdicts["promote_if_no_harm"] == "success"
+
+
+@decisions
+def test_a_shift_raises_the_bar_for_undecided_quality() -> None:
+    """Undecided quality is promoted on 'no harm' only when the predictions did not shift."""
+    rng = np.random.default_rng(24)
+    rows = paired(150, rng, shift=1.5)
+    a = run(traffic(600, rng, shift=1.5), traffic(2000, rng), cfg(quality_min_labels=100), rows, final=True)
+    assert status(a, "shift") == "warn" and a.verdict == "failed", a.reason
+    assert "must show non-inferiority" in a.reason and quality(a)["decided_by"] == "policy:promote_if_no_harm"
+
+
+@decisions
+def test_undecided_harm_is_not_promoted() -> None:
+    """Undecided, no shift, but the point estimate loses more than half the margin: rolled back."""
+    rng = np.random.default_rng(28)  # an equally good canary whose 150 labels happen to look worse
+    rows = paired(150, rng)
+    a = run(traffic(600, rng), traffic(2000, rng), cfg(quality_min_labels=100), rows, final=True)
+    q = quality(a)
+    assert q["decided_by"] == "policy:promote_if_no_harm" and q["loss"] > 0.01 and q["mde"] > 0.02
+    assert a.verdict == "failed" and q["decision"] == "harm", a.reason
+
+
+@decisions
+@pytest.mark.parametrize(("worse", "verdict"), [(0.0, "success"), (0.6, "failed")])
+def test_regression_quality_is_paired_relative_mae(worse: float, verdict: str) -> None:
+    """Regression: relative MAE increase from paired absolute errors (a canary 60% noisier
+    loses ~15% MAE); an equal one is shown non-inferior at a 5% margin."""
+    rng = np.random.default_rng(25)
+    rows = regression_pairs(20000, rng, worse=worse)
+    canary, champion = regression_traffic(rows, "canary", rng), regression_traffic(rows, "champion", rng)
+    a = analyse(
+        canary_step=canary,
+        champion_step=champion,
+        canary_release=canary,
+        champion_reference=champion,
+        paired=rows,
+        cfg=cfg(quality_max_drop=0.05),
+        task="regression",
+    )
+    q = quality(a)
+    assert q["metric"] == "mae" and a.verdict == verdict, a.reason
+    rel = float(
+        np.abs(rows["label"] - rows["canary"]).mean() / np.abs(rows["label"] - rows["champion"]).mean() - 1
+    )
+    assert q["relative_mae_increase"] == pytest.approx(rel, abs=1e-4)
+    assert q["ci_low"] <= q["diff"] <= q["ci_high"]
+    assert q["decision"] == ("non_inferior" if verdict == "success" else "worse")
+
+
+@decisions
+def test_mde_shrinks_with_the_square_root_of_the_labels() -> None:
+    rng = np.random.default_rng(26)
+    small = quality(run(traffic(600, rng), traffic(2000, rng), cfg(), paired(2000, rng)))
+    large = quality(run(traffic(600, rng), traffic(2000, rng), cfg(), paired(8000, rng)))
+    assert small["mde"] == pytest.approx(minimum_detectable_effect(small["se"], 0.01, 0.8), abs=1e-4)
+    assert large["mde"] / small["mde"] == pytest.approx(0.5, rel=0.2)
+    assert small["labels_for_margin"] == pytest.approx(2000 * (small["mde"] / 0.02) ** 2, rel=0.01)
+
+
+@decisions
+def test_step_finality_and_label_requests_follow_the_policy() -> None:
+    assert not is_final("hold", timed_out=False, labels_stalled=True)
+    assert is_final("hold", timed_out=True, labels_stalled=False)
+    assert is_final("rollback", timed_out=False, labels_stalled=True)
+    assert is_final("promote_if_no_harm", timed_out=False, labels_stalled=True)
+    assert not is_final("promote_if_no_harm", timed_out=False, labels_stalled=False)
+    settings = load_settings()
+    rng = np.random.default_rng(27)
+    undecided = run(traffic(600, rng), traffic(2000, rng), cfg(quality_min_labels=100), paired(150, rng))
+    want = quality(undecided)["labels_for_margin"]
+    # At 100% weight the replay asks for the labels the margin needs (x1.15 for unlabelled rows).
+    assert requests_needed(settings, 100, 600, undecided) == min(20000, int(np.ceil((want - 150) * 1.15)))
