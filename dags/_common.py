@@ -82,11 +82,28 @@ _CONTRACT = dataset_contract()
 START_DATE = first_batch_start(_CONTRACT)
 BATCH_SCHEDULE = batch_schedule(_CONTRACT)
 
+
+def task_succeeded(context: Any) -> None:
+    """Task callback: the outcome as a metric (``mlops_airflow_task_last_success``), imported lazily."""
+    from pipelines.core.metrics import task_outcome_callback
+
+    task_outcome_callback(context, success=True)
+
+
+def task_failed(context: Any) -> None:
+    """Task callback after the last try failed: the metric the ``AirflowTaskFailed`` alert reads."""
+    from pipelines.core.metrics import task_outcome_callback
+
+    task_outcome_callback(context, success=False)
+
+
 DEFAULT_ARGS = {
     "owner": "mlops",
     "retries": 2,
     "retry_delay": timedelta(seconds=10),
     "retry_exponential_backoff": True,
+    "on_success_callback": task_succeeded,
+    "on_failure_callback": task_failed,
 }
 
 

@@ -19,9 +19,12 @@ from pipelines.canary.contracts import (
     ReleasePath,
     ReleasePlan,
     Rollback,
+    RollbackScope,
     Stepped,
 )
+from pipelines.canary.errors import CanaryRejectedError
 from pipelines.config import load_settings
+from pipelines.core import metrics
 
 
 def plan(
@@ -41,21 +44,43 @@ def route(plan: ReleasePlan) -> ReleasePath:
 
 
 def pre_rollout_check(plan: ReleasePlan) -> PrecheckResult:
-    return precheck.pre_rollout_check(load_settings(), plan)
+    settings = load_settings()
+    try:
+        return precheck.pre_rollout_check(settings, plan)
+    except CanaryRejectedError:
+        if plan.version is not None:
+            metrics.emit_release(settings, f"v{plan.version}", "rejected")
+        raise
 
 
 def traffic_steps(checked: PrecheckResult) -> Stepped:
-    return stepping.run_traffic_steps(load_settings(), checked)
+    """The traffic steps; a rejected step took the canary out of traffic (a canary rollback)."""
+    settings = load_settings()
+    try:
+        return stepping.run_traffic_steps(settings, checked)
+    except CanaryRejectedError:
+        if checked.plan.version is not None:
+            metrics.emit_release(settings, f"v{checked.plan.version}", "rejected")
+        metrics.emit_rollback(settings, RollbackScope.CANARY.value)
+        raise
 
 
 def promote(stepped: Stepped) -> Promotion:
-    return promotion.promote_candidate(load_settings(), stepped)
+    settings = load_settings()
+    done = promotion.promote_candidate(settings, stepped)
+    if done.skipped is None and stepped.plan.version is not None:
+        steps = [(s.step, s.verdict) for s in stepped.steps]
+        metrics.emit_release(settings, f"v{stepped.plan.version}", "promoted", steps)
+    return done
 
 
 def rollback(reason: str | None = None, to_version: str | None = None, *, requested_by: str) -> Rollback:
     """Roll back; without a ``reason`` the record says who asked (``requested_by``: the DAG)."""
-    return promotion.rollback_release(
-        load_settings(),
+    settings = load_settings()
+    done = promotion.rollback_release(
+        settings,
         reason=reason or f"rollback requested ({requested_by} param)",
         to_version=to_version or None,
     )
+    metrics.emit_rollback(settings, done.scope.value)
+    return done

@@ -14,7 +14,7 @@ code change.
 
 One module per section (``dataset``, ``paths``, ``quality``, ``tracking`` (the ``mlflow``
 section), ``training``, ``gate``, ``serving``, ``canary``, ``monitoring``, ``optimize``,
-``secrets``) and one loader (:mod:`pipelines.config.loader`). Import from this package, not
+``observability``, ``secrets``) and one loader (:mod:`pipelines.config.loader`). Import from this package, not
 from its modules. It is the lowest floor of the code: it imports nothing from ``pipelines``.
 """
 
@@ -36,6 +36,7 @@ from pipelines.config.loader import (
     load_settings,
 )
 from pipelines.config.monitoring import DriftTest, MonitoringConfig
+from pipelines.config.observability import ObservabilityConfig
 from pipelines.config.optimize import (
     CapacityConfig,
     CostConfig,
@@ -68,6 +69,7 @@ __all__ = [
     "ModelChoiceConfig",
     "ModelFamily",
     "MonitoringConfig",
+    "ObservabilityConfig",
     "OptimizeConfig",
     "PathsConfig",
     "QualityConfig",

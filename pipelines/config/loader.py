@@ -24,6 +24,7 @@ from pipelines.config.canary import CanaryConfig
 from pipelines.config.dataset import DatasetContract
 from pipelines.config.gate import GateConfig
 from pipelines.config.monitoring import MonitoringConfig
+from pipelines.config.observability import ObservabilityConfig
 from pipelines.config.optimize import OptimizeConfig
 from pipelines.config.paths import DEFAULT_CONFIG_FILE, REPO_ROOT, PathsConfig
 from pipelines.config.quality import QualityConfig
@@ -58,6 +59,7 @@ class Settings(BaseSettings):
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     optimize: OptimizeConfig = Field(default_factory=OptimizeConfig)
+    observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
     _config_file: Path = PrivateAttr(default=DEFAULT_CONFIG_FILE)
 
     @model_validator(mode="after")

@@ -163,3 +163,7 @@ class AlertNotifier(BaseNotifier):
         text, key, fields = _context_message(context)
         message = f"{self.message} ({text})" if self.message else text
         send_alert(load_settings(), self.kind, message, key=key, severity=self.severity, **fields)
+        if self.kind in ("task_failure", "dag_failure"):  # a DAG may use it instead of DEFAULT_ARGS' callback
+            from pipelines.core.metrics import task_outcome_callback
+
+            task_outcome_callback(context, success=False)

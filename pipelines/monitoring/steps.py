@@ -87,15 +87,18 @@ def _skip_unbatched_period(settings: Any, window_id: str) -> None:
 def monitor(collected: CollectedWindow, reference: str | Sequence[str] | None = None) -> MonitoredWindow:
     """Judge the collected window in Evidently; pass on its status and where its reports are."""
     from pipelines.config import load_settings
+    from pipelines.core.metrics import emit_window
     from pipelines.monitoring.monitor import run_monitoring
 
+    settings = load_settings()
     result = run_monitoring(
-        load_settings(),
+        settings,
         collected.window,
         as_of=collected.as_of,
         reference_batches=_reference_batches(reference),
         collected=collected,
     )
+    emit_window(settings, result)
     return MonitoredWindow(
         window=result.window,
         status=result.status,
@@ -110,9 +113,16 @@ def monitor(collected: CollectedWindow, reference: str | Sequence[str] | None = 
 def decide(monitored: MonitoredWindow, trigger_dag_id: str | None = None) -> RetrainDecision:
     """Apply the retrain policy to the monitored window and record the decision."""
     from pipelines.config import load_settings
+    from pipelines.core.metrics import emit_retrain_decision
+    from pipelines.monitoring.records import decision_for
     from pipelines.monitoring.retrain import decide_retrain
 
-    return decide_retrain(load_settings(), monitored.window, trigger_dag_id=trigger_dag_id)
+    settings = load_settings()
+    decision = decide_retrain(settings, monitored.window, trigger_dag_id=trigger_dag_id)
+    checks = (decision_for(settings, decision.window) or {}).get("checks") or []
+    violated = [str(c["name"]) for c in checks if c.get("status") == "violated"]
+    emit_retrain_decision(settings, decision.window, decision.action.value, violated, decision.blocked_by)
+    return decision
 
 
 def branch(decision: RetrainDecision) -> RetrainAction:

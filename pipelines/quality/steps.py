@@ -16,12 +16,13 @@ import pandas as pd
 
 from pipelines.config import Settings, load_settings
 from pipelines.core.errors import InvalidInputError, NothingToDoError
+from pipelines.core.metrics import emit_quality_verdict
 from pipelines.core.observability import get_logger, log_context
 from pipelines.core.periods import period_for_interval
 from pipelines.data.landing import available_batches, land_batch
 from pipelines.data.validated import published
 from pipelines.quality.contracts import BatchVerdict, LandedBatch, PublishedBatch
-from pipelines.quality.errors import VersionMismatchError
+from pipelines.quality.errors import BatchRejected, VersionMismatchError
 from pipelines.quality.gate import validate_batch
 
 log = get_logger(__name__)
@@ -79,7 +80,12 @@ def land(
 def validate(landed: LandedBatch, run_id: str | None = None) -> BatchVerdict:
     """Run the gate on exactly the file the land task landed; raises BatchRejected on rejection."""
     settings = load_settings()
-    report = validate_batch(settings, landed.batch_id, run_id=run_id, expected_sha256=landed.sha256)
+    try:
+        report = validate_batch(settings, landed.batch_id, run_id=run_id, expected_sha256=landed.sha256)
+    except BatchRejected as rejected:
+        emit_quality_verdict(settings, rejected.verdict)  # the rejection's metric, then the failure
+        raise
+    emit_quality_verdict(settings, report)
     return BatchVerdict.from_report(report)
 
 

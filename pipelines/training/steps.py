@@ -79,7 +79,32 @@ def gate(evaluation: EvaluationRef) -> GateVerdict:
 
     settings = load_settings()
     document = load_evaluation(evaluation.evaluation_uri, settings.tracking_uri)
-    return gate_candidate(settings, evaluation, document)
+    verdict = gate_candidate(settings, evaluation, document)
+    _emit_verdict(settings, evaluation, verdict)
+    return verdict
+
+
+def _emit_verdict(settings: Settings, evaluation: EvaluationRef, verdict: GateVerdict) -> None:
+    """The gate's verdict as metrics, grouped by the holdout batch (a re-run replaces its own)."""
+    from pipelines.core.metrics import emit_gate_verdict
+
+    emit_gate_verdict(
+        settings,
+        window=evaluation.candidate.window.holdout_batch,
+        passed=verdict.passed,
+        failed_criteria=verdict.failed_criteria,
+        primary_metric=evaluation.primary_metric,
+        candidate=evaluation.candidate_primary,
+        champion=evaluation.champion_primary,
+    )
+
+
+def _emit_registration(settings: Settings, verdict: GateVerdict, registration: Registration) -> None:
+    """A new ``@challenger`` is what a pending retrain request waits for (its alert's evidence)."""
+    if registration.alias == CHALLENGER:
+        from pipelines.core.metrics import emit_challenger_registered
+
+        emit_challenger_registered(settings, verdict.candidate.window.holdout_batch)
 
 
 def register(verdict: GateVerdict) -> Registration:
@@ -88,7 +113,9 @@ def register(verdict: GateVerdict) -> Registration:
 
     settings = load_settings()
     document = load_evaluation(verdict.evaluation_uri, settings.tracking_uri)
-    return register_candidate(settings, verdict, document)
+    registration = register_candidate(settings, verdict, document)
+    _emit_registration(settings, verdict, registration)
+    return registration
 
 
 def has_new_challenger(registration: Registration) -> bool:
@@ -136,6 +163,8 @@ def run_training(
         evaluation = evaluate_candidate(settings, trained)
         document = load_evaluation(evaluation.evaluation_uri, settings.tracking_uri)
         verdict = gate_candidate(settings, evaluation, document)
+        _emit_verdict(settings, evaluation, verdict)
         registration = register_candidate(settings, verdict, document)
+        _emit_registration(settings, verdict, registration)
     result: dict[str, Any] = to_xcom(registration)
     return {**result, "failures": list(verdict.failures), "evaluation_uri": evaluation.evaluation_uri}
