@@ -9,7 +9,13 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= true
 export GX_ANALYTICS_ENABLED ?= False
 
-.PHONY: help venv lock demo demo-quick test lint typecheck lint-imports unit integration bench clean env up down e2e
+# Your own dataset: `make init DATA=file.csv TARGET=column [EVENT_TIME=column] [TASK=regression] [OUT=dir]`,
+# then `make demo CONFIG=dir/pipeline.yaml` (CONFIG becomes MLOPS_CONFIG for every command).
+ifneq ($(CONFIG),)
+export MLOPS_CONFIG := $(abspath $(CONFIG))
+endif
+
+.PHONY: help venv lock init config-check demo demo-quick test lint typecheck lint-imports unit integration bench clean env up down e2e
 .DEFAULT_GOAL := help
 
 help:  ## list targets
@@ -27,7 +33,14 @@ venv: $(STAMP)  ## create .venv from the pinned requirements.lock
 lock:  ## re-resolve requirements.lock from pyproject.toml
 	uv pip compile pyproject.toml --extra dev --python-version $(PY_VERSION) -o requirements.lock
 
-demo: venv  ## the main job on embedded defaults (SQLite, local files): the full 2013 loop
+init: venv  ## scaffold a config from your data: make init DATA=file.csv TARGET=column [EVENT_TIME=..] [TASK=..] [OUT=..]
+	@test -n "$(DATA)" -a -n "$(TARGET)" || { echo "usage: make init DATA=file.csv TARGET=column [EVENT_TIME=column] [TASK=classification|regression] [OUT=dir]"; exit 2; }
+	$(PY) -m pipelines.cli init --data "$(DATA)" --target "$(TARGET)" $(if $(EVENT_TIME),--event-time "$(EVENT_TIME)") $(if $(TASK),--task $(TASK)) $(if $(OUT),--out "$(OUT)")
+
+config-check: venv  ## can every stage act with this config (CONFIG=... or MLOPS_CONFIG) on its data?
+	$(PY) -m pipelines.cli config check
+
+demo: venv  ## the main job on embedded defaults (SQLite, local files): the full 2013 loop (CONFIG=... for yours)
 	$(PY) -m pipelines.replay
 
 demo-quick: venv  ## a short replay (a few months) for a quick look

@@ -22,15 +22,27 @@ COMPONENTS = {
     "monitoring": "drift and performance monitoring, retrain policy",
     "optimize": "tuning, model choice, capacity planning, scorecard",
 }
+#: Template commands (``mlops init``, ``mlops config check``): entry points of pipelines.template.cli.
+TEMPLATE_COMMANDS = {
+    "config": ("config_main", "config check: can each stage act with this config on its data?"),
+}
 #: ``mlops serving <command>`` commands that the canary's CLI runs.
 SERVING_TO_CANARY = {"release", "rollback"}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in TEMPLATE_COMMANDS:
+        from pipelines.template import cli as template_cli
+
+        entry = getattr(template_cli, TEMPLATE_COMMANDS[args[0]][0])
+        return int(entry(args[1:]) or 0)
     if not args or args[0] in {"-h", "--help"} or args[0] not in COMPONENTS:
         print("usage: mlops <component> [args...]\n\ncomponents:")
         for name, what in COMPONENTS.items():
+            print(f"  {name:<11} {what}")
+        print("\ntemplate:")
+        for name, (_, what) in TEMPLATE_COMMANDS.items():
             print(f"  {name:<11} {what}")
         return 0 if not args or args[0] in {"-h", "--help"} else 2
     if args[0] == "serving" and len(args) > 1 and args[1] in SERVING_TO_CANARY:

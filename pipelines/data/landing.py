@@ -81,6 +81,11 @@ def _source_cache(settings: Settings) -> pd.DataFrame:
     return df
 
 
+def source_frame(settings: Settings) -> pd.DataFrame:
+    """Every source row in the landed schema (read once, then from the landing cache)."""
+    return _source_cache(settings)
+
+
 def available_batches(settings: Settings) -> list[str]:
     """Batch ids to replay: the configured list, or every batch present in the source."""
     if settings.dataset.batches:

@@ -161,6 +161,18 @@ def _queued_training_conf(month: str) -> dict[str, Any] | None:
         return dict(run.conf) if run is not None and run.conf else None
 
 
+def _config_check(settings: Settings) -> None:
+    """``mlops config check`` first: no stage of the replay may go inert without saying so."""
+    from pipelines.template import report
+
+    lines, code = report(settings)
+    print(f"== mlops config check ({settings.config_file})", flush=True)
+    for line in lines:
+        print(f"  {line}", flush=True)
+    if code:
+        raise SystemExit("config check: a stage contradicts the config (error above); fix it first")
+
+
 def replay_year(quick: bool = False, rows_per_request: int = 100) -> Replay:
     # skops (MLflow's sklearn serializer) probes attributes of every loaded module, which makes
     # Airflow's lazy modules emit a deprecation warning per probe: hundreds of lines of noise.
@@ -171,6 +183,7 @@ def replay_year(quick: bool = False, rows_per_request: int = 100) -> Replay:
     # in this process's environment (inherited by the gateway it starts), never written down.
     os.environ.setdefault("MLOPS_GATEWAY_ADMIN_TOKEN", secrets.token_urlsafe(32))
     settings = load_settings()
+    _config_check(settings)
     from pipelines.replay.orchestration import configure_embedded_airflow, init_metadata_db, load_dags
 
     home = configure_embedded_airflow(settings)
