@@ -13,36 +13,161 @@ judged is the logged artifact, exactly as serving will load it.
 
 from __future__ import annotations
 
+import math
 import re
 import time
+import zlib
 from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.entities import Metric
+from mlflow.entities import Metric, RunTag
 from threadpoolctl import threadpool_limits
 
 from pipelines.config import BehaviouralCheck, Settings
 from pipelines.core.observability import get_logger, log_context, record_event
-from pipelines.core.registry import champion_version, client_for
+from pipelines.core.registry import MAX_TAG_CHARS, champion_version, client_for
+from pipelines.core.stats import auc_se, bootstrap_se, mean_se, paired_auc_difference, paired_bootstrap_se
 from pipelines.training import metrics
 from pipelines.training.contracts import EvaluationRef, GateVerdict, TrainedCandidate
 from pipelines.training.errors import ChampionUnavailableError, TrainingConfigError, TrainingDataError
 from pipelines.training.features import prepare_xy, scores_from_pyfunc
 from pipelines.training.plots import evaluation_figures
 from pipelines.training.tracking import configure_tracking, evaluation_config_hash
-from pipelines.training.verdict import decide
+from pipelines.training.verdict import decide, evidence_text
 from pipelines.training.window import load_window
 
 log = get_logger(__name__)
 
 EVALUATION_ARTIFACT = "evaluation/evaluation.json"
 MISSING_SLICE = "__missing__"
+#: Bumped when the document's shape changes: a cached document of another schema is re-evaluated.
+EVALUATION_SCHEMA = 2
+#: Bootstrap seed: fixed, so the same models on the same rows always get the same verdict.
+BOOTSTRAP_SEED = 12
 
 
 def score(model: Any, x: pd.DataFrame, task: str) -> np.ndarray:
     return scores_from_pyfunc(model.predict(x), task)
+
+
+class PredictContractError(Exception):
+    """The candidate's predict broke its contract on holdout rows (raised, NaN/inf, wrong shape).
+
+    Internal to this module: :func:`evaluate_candidate` turns it into an evaluation document the
+    gate rejects with the ``predict_contract`` criterion. A model that cannot predict is a bad
+    candidate, not a failed infrastructure: retrying would give the same answer.
+    """
+
+    def __init__(self, stage: str, detail: str) -> None:
+        super().__init__(f"{stage}: {detail}")
+        self.stage = stage
+        self.detail = detail
+
+
+def checked_score(model: Any, x: pd.DataFrame, task: str, stage: str) -> np.ndarray:
+    """Scores of the candidate on ``x``, or :class:`PredictContractError` saying what broke.
+
+    The contract: predict returns, for every input row, one finite score (a probability in
+    [0, 1] for a classifier: ``(n, 2)`` or ``(n,)``; a value for a regressor: ``(n,)`` or
+    ``(n, 1)``).
+    """
+    n = len(x)
+    try:
+        out = model.predict(x)
+    except Exception as exc:  # whatever the model raises: it failed its contract on these rows
+        raise PredictContractError(
+            stage, f"predict raised {type(exc).__name__} on {n} rows: {str(exc)[:300]}"
+        ) from exc
+    try:
+        arr = np.asarray(out, dtype="float64")
+    except (TypeError, ValueError) as exc:
+        raise PredictContractError(stage, f"predict returned non-numeric output: {exc}") from exc
+    ok_shapes = [(n,), (n, 2)] if task == "classification" else [(n,), (n, 1)]
+    if arr.shape not in ok_shapes:
+        raise PredictContractError(
+            stage, f"predict returned shape {arr.shape} for {n} rows; expected one of {ok_shapes}"
+        )
+    scores = scores_from_pyfunc(arr, task)
+    bad = np.flatnonzero(~np.isfinite(scores))
+    if bad.size:
+        raise PredictContractError(
+            stage,
+            f"predict returned {bad.size} non-finite scores (NaN/inf) of {n} rows "
+            f"(first at row {int(bad[0])}: {scores[bad[0]]})",
+        )
+    if task == "classification" and (scores.min() < 0 or scores.max() > 1):
+        raise PredictContractError(
+            stage, f"probabilities outside [0, 1]: min {scores.min():.4g}, max {scores.max():.4g}"
+        )
+    return scores
+
+
+def compare(
+    settings: Settings, y: np.ndarray, cand: np.ndarray, champ: np.ndarray, seed: int
+) -> dict[str, Any]:
+    """The paired comparison of candidate and champion on the same rows (primary metric).
+
+    ``improvement`` is signed so that positive means the candidate is better; ``se`` is the
+    standard error of that difference: DeLong's for ROC AUC (closed form, exact for ties), a
+    seeded paired bootstrap for any other metric. The gate turns these into a harm test.
+    """
+    task = settings.dataset.target.task
+    primary = settings.gate.for_task(task).primary_metric
+    spec = metrics.spec(task, primary)
+    if primary == "roc_auc":
+        a1, a2, var = paired_auc_difference(y, cand, champ)
+        return {
+            "method": "delong_paired",
+            "rows": int(y.size),
+            "candidate": a1,
+            "champion": a2,
+            "improvement": a1 - a2,
+            "se": math.sqrt(var) if math.isfinite(var) else float("nan"),
+        }
+    c, p = spec.fn(y, cand), spec.fn(y, champ)
+    se = paired_bootstrap_se(y, cand, champ, spec.fn, settings.gate.bootstrap_resamples, seed)
+    return {
+        "method": "paired_bootstrap",
+        "rows": int(y.size),
+        "candidate": c,
+        "champion": p,
+        "improvement": metrics.improvement(task, primary, c, p),
+        "se": se,
+    }
+
+
+def primary_se(settings: Settings, y: np.ndarray, cand: np.ndarray) -> float:
+    """Standard error of the candidate's own primary metric (reported with the absolute bar)."""
+    task = settings.dataset.target.task
+    primary = settings.gate.for_task(task).primary_metric
+    if primary == "roc_auc":
+        return auc_se(y, cand)[1]
+    spec = metrics.spec(task, primary)
+    return bootstrap_se(y, cand, spec.fn, settings.gate.bootstrap_resamples, BOOTSTRAP_SEED)
+
+
+def measure_latency(candidate: Any, champion: Any, x: pd.DataFrame, settings: Settings) -> dict[str, Any]:
+    """Wall time (ms) of batch predict calls of both models on the same rows, interleaved.
+
+    Interleaving puts both models under the same machine load; the gate compares the best call of
+    each (the least disturbed by other processes). Through pyfunc, as serving calls the model.
+    """
+    gate = settings.gate
+    rows = x.head(gate.latency_rows)
+    task = settings.dataset.target.task
+    checked_score(candidate, rows, task, "latency")  # warm-up (lazy imports, caches), checked
+    champion.predict(rows)
+    cand_ms, champ_ms = [], []
+    for _ in range(gate.latency_repeats):
+        t0 = time.perf_counter()
+        candidate.predict(rows)
+        cand_ms.append((time.perf_counter() - t0) * 1000)
+        t0 = time.perf_counter()
+        champion.predict(rows)
+        champ_ms.append((time.perf_counter() - t0) * 1000)
+    return {"rows": len(rows), "candidate_ms": cand_ms, "champion_ms": champ_ms}
 
 
 def _metric_key(text: str) -> str:
@@ -95,10 +220,15 @@ def perturb(x: pd.DataFrame, check: BehaviouralCheck, settings: Settings) -> pd.
 
 
 def run_behavioural(model: Any, x: pd.DataFrame, settings: Settings) -> list[dict[str, Any]]:
-    """Mean prediction shift of each configured perturbation on a seeded holdout sample."""
+    """Mean prediction shift of each configured perturbation on a seeded holdout sample.
+
+    With the standard errors of the mean shift and of the mean |shift| over the sampled rows, so
+    the gate can judge an effect against its own uncertainty. The sample is seeded by the check's
+    name, not by the training seed: every candidate is perturbed on the same rows.
+    """
     task = settings.dataset.target.task
     results = []
-    for i, check in enumerate(settings.gate.behavioural):
+    for check in settings.gate.behavioural:
         # add/multiply leave a missing value missing: sample rows that have one.
         pool = x if check.op == "set" or check.column not in x else x[x[check.column].notna()]
         n = min(check.sample_rows, len(pool))
@@ -106,9 +236,16 @@ def run_behavioural(model: Any, x: pd.DataFrame, settings: Settings) -> list[dic
             raise TrainingDataError(
                 f"behavioural check {check.name!r}: no holdout row has a value in {check.column!r}"
             )
-        sample = pool.sample(n=n, random_state=settings.training.seed + i)
-        both = score(model, pd.concat([sample, perturb(sample, check, settings)], ignore_index=True), task)
+        sample = pool.sample(n=n, random_state=zlib.crc32(check.name.encode()))
+        both = checked_score(
+            model,
+            pd.concat([sample, perturb(sample, check, settings)], ignore_index=True),
+            task,
+            f"behavioural/{check.name}",
+        )
         delta = both[n:] - both[:n]
+        shift, shift_se = mean_se(delta)
+        abs_shift, abs_shift_se = mean_se(np.abs(delta))
         results.append(
             {
                 "name": check.name,
@@ -118,8 +255,10 @@ def run_behavioural(model: Any, x: pd.DataFrame, settings: Settings) -> list[dic
                 "value": check.value,
                 "expect": check.expect,
                 "rows": int(n),
-                "mean_shift": float(np.mean(delta)),
-                "mean_abs_shift": float(np.mean(np.abs(delta))),
+                "mean_shift": shift,
+                "mean_shift_se": shift_se,
+                "mean_abs_shift": abs_shift,
+                "mean_abs_shift_se": abs_shift_se,
             }
         )
     return results
@@ -132,7 +271,8 @@ def slice_metrics(
     cand: np.ndarray,
     champ: np.ndarray | None,
 ) -> list[dict[str, Any]]:
-    """Primary metric per group of each slice column, for candidate and champion."""
+    """Primary metric per group of each slice column, for candidate and champion, with the paired
+    comparison (:func:`compare`) of each gated group."""
     task = settings.dataset.target.task
     primary = settings.gate.for_task(task).primary_metric
     spec = metrics.spec(task, primary)
@@ -152,6 +292,8 @@ def slice_metrics(
                 entry["candidate"] = spec.fn(y[mask], cand[mask])
                 if champ is not None:
                     entry["champion"] = spec.fn(y[mask], champ[mask])
+                    seed = BOOTSTRAP_SEED + zlib.crc32(f"{col}={value}".encode())
+                    entry["comparison"] = compare(settings, y[mask], cand[mask], champ[mask], seed)
             out.append(entry)
     return out
 
@@ -176,7 +318,9 @@ def permutation_importance(
             shuffled[col] = shuffled[col].to_numpy()[rng.permutation(n)]
             copies.append(shuffled)
             owners.append(col)
-    scores = score(model, pd.concat(copies, ignore_index=True), task).reshape(len(copies), n)
+    scores = checked_score(model, pd.concat(copies, ignore_index=True), task, "importance").reshape(
+        len(copies), n
+    )
     base = spec.fn(ys, scores[0])
     drops: dict[str, list[float]] = {}
     for owner, s in zip(owners[1:], scores[1:], strict=True):
@@ -193,7 +337,11 @@ def _cached(settings: Settings, run_id: str, champion: str | None, eval_hash: st
         return None
     doc = mlflow.artifacts.load_dict(f"runs:/{run_id}/{EVALUATION_ARTIFACT}")
     prev = (doc.get("champion") or {}).get("version")
-    if prev == champion and doc.get("eval_config_hash") == eval_hash:
+    if (
+        prev == champion
+        and doc.get("eval_config_hash") == eval_hash
+        and doc.get("schema") == EVALUATION_SCHEMA
+    ):
         return doc
     return None
 
@@ -232,7 +380,6 @@ def evaluate_candidate(settings: Settings, trained: TrainedCandidate) -> Evaluat
         labelled = holdout_df[holdout_df[contract.target.name].notna()].reset_index(drop=True)
         y = holdout.y.to_numpy()
         candidate = mlflow.pyfunc.load_model(trained.model_uri)
-        cand = score(candidate, holdout.x, task)
         champ: np.ndarray | None = None
         champion_doc: dict[str, Any] | None = None
         if champion is not None:
@@ -252,8 +399,8 @@ def evaluate_candidate(settings: Settings, trained: TrainedCandidate) -> Evaluat
         missing_slices = sorted(set(contract.slice_columns) - set(slice_cols))
         if missing_slices:
             raise TrainingConfigError(f"dataset.slice_columns {missing_slices} are not in the holdout")
-        importance = permutation_importance(candidate, holdout.x, y, settings)
         doc: dict[str, Any] = {
+            "schema": EVALUATION_SCHEMA,
             "run_id": run_id,
             "model_uri": trained.model_uri,
             "task": task,
@@ -263,14 +410,57 @@ def evaluate_candidate(settings: Settings, trained: TrainedCandidate) -> Evaluat
             "holdout_rows": int(holdout.rows),
             "holdout_dropped_null_target": int(holdout.dropped_null_target),
             "eval_config_hash": eval_hash,
-            "candidate": {"metrics": metrics.compute(task, y, cand)},
             "champion": champion_doc,
-            "slices": slice_metrics(settings, labelled[slice_cols], y, cand, champ),
-            "behavioural": run_behavioural(candidate, holdout.x, settings),
-            "feature_importance": importance,
         }
-        figs = evaluation_figures(
-            settings, y, cand, champ, f"champion v{champion_ver}" if champion_ver else "", importance
+        cand: np.ndarray | None = None
+        importance: dict[str, float] = {}
+        try:
+            cand = checked_score(candidate, holdout.x, task, "holdout")
+            if champion_doc is not None and champ is not None:
+                champion_doc["comparison"] = compare(settings, y, cand, champ, BOOTSTRAP_SEED)
+            importance = permutation_importance(candidate, holdout.x, y, settings)
+            doc.update(
+                {
+                    "predict_contract": {
+                        "passed": True,
+                        "stage": "holdout",
+                        "detail": f"{len(cand)} holdout rows (and every perturbed copy) scored, all finite",
+                    },
+                    "candidate": {
+                        "metrics": metrics.compute(task, y, cand),
+                        "primary_se": primary_se(settings, y, cand),
+                    },
+                    "slices": slice_metrics(settings, labelled[slice_cols], y, cand, champ),
+                    "behavioural": run_behavioural(candidate, holdout.x, settings),
+                    "latency": (
+                        measure_latency(candidate, champion, holdout.x, settings)
+                        if champion is not None
+                        else None
+                    ),
+                    "feature_importance": importance,
+                }
+            )
+        except PredictContractError as exc:
+            # A verdict, not an error: the gate rejects it with the predict_contract criterion and
+            # registration records the rejection like any other.
+            log.warning("candidate broke the predict contract", stage=exc.stage, detail=exc.detail)
+            doc.update(
+                {
+                    "predict_contract": {"passed": False, "stage": exc.stage, "detail": exc.detail},
+                    "candidate": {"metrics": {}},
+                    "slices": [],
+                    "behavioural": [],
+                    "latency": None,
+                    "feature_importance": {},
+                }
+            )
+            cand = None
+        figs = (
+            evaluation_figures(
+                settings, y, cand, champ, f"champion v{champion_ver}" if champion_ver else "", importance
+            )
+            if cand is not None
+            else {}
         )
         # Logged through the client into the finished training run: no run is resumed, so its
         # status never flips, and a caller's own active run (e.g. a tuning parent) is untouched.
@@ -294,6 +484,7 @@ def evaluate_candidate(settings: Settings, trained: TrainedCandidate) -> Evaluat
             primary=primary,
             candidate=round(doc["candidate"]["metrics"].get(primary, float("nan")), 4),
             champion_version=champion_ver,
+            predict_contract="kept" if cand is not None else "broken",
         )
         return _reference(trained, doc, primary, cached=False)
 
@@ -334,6 +525,20 @@ def load_evaluation(evaluation_uri: str, tracking_uri: str | None = None) -> dic
     return mlflow.artifacts.load_dict(evaluation_uri)
 
 
+def criterion_tags(verdict: Any) -> dict[str, str]:
+    """One run tag per criterion, ``gate.criterion.<kind>.<name>``: outcome and its evidence.
+
+    E.g. ``fail est=-0.0412 ci=[-0.0581,-0.0243] margin=0.03 p=1.2e-05 p_adj=0.00021``, so the
+    MLflow UI shows why without opening ``evaluation/verdict.json`` (each value within MLflow's
+    tag limit).
+    """
+    out: dict[str, str] = {}
+    for c in verdict.criteria:
+        key = _metric_key(f"gate.criterion.{c.kind}.{c.name}").replace(" ", "_")[:250]
+        out[key] = f"{c.outcome.value} {evidence_text(c.figures)}".strip()
+    return out
+
+
 def gate_candidate(settings: Settings, evaluation: EvaluationRef, document: dict[str, Any]) -> GateVerdict:
     """Decide (:func:`pipelines.training.verdict.decide`), log the verdict to the candidate's run
     and record a ``gate_verdict`` event.
@@ -347,8 +552,14 @@ def gate_candidate(settings: Settings, evaluation: EvaluationRef, document: dict
     run_id = str(document["run_id"])
     client = configure_tracking(settings)  # into the finished training run, without resuming it
     with log_context(run_id=run_id):
-        client.set_tag(run_id, "gate.verdict", record["verdict"])
-        client.set_tag(run_id, "gate.failed_criteria", ",".join(record["failed_criteria"]) or "none")
+        tags = {
+            "gate.verdict": record["verdict"],
+            "gate.failed_criteria": ",".join(record["failed_criteria"]) or "none",
+            **criterion_tags(verdict),
+        }
+        client.log_batch(
+            run_id, tags=[RunTag(k, v[:MAX_TAG_CHARS]) for k, v in tags.items()], synchronous=True
+        )
         client.log_dict(run_id, record, "evaluation/verdict.json")
         level = log.info if verdict.passed else log.warning
         level(
