@@ -39,6 +39,48 @@ def _fernet_key() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
+def _bcrypt(password: str) -> str:
+    """A bcrypt hash of ``password`` (what Prometheus' web config file accepts), stdlib first.
+
+    ``crypt`` (Python <= 3.12 on glibc/libxcrypt), else the ``bcrypt`` package, else ``htpasswd -B``.
+    """
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import crypt  # removed in Python 3.13
+
+        hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 10))
+        if hashed and hashed.startswith("$2"):
+            return hashed
+    except (ImportError, AttributeError, OSError):
+        pass
+    try:
+        import bcrypt  # type: ignore[import-not-found]
+
+        return str(bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode())
+    except ImportError:
+        pass
+    import shutil
+    import subprocess
+
+    if shutil.which("htpasswd"):
+        out = subprocess.run(
+            ["htpasswd", "-inBC", "10", "admin"], input=password, capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip().split(":", 1)[1]
+    raise SystemExit(
+        "cannot bcrypt-hash the Prometheus password: no crypt module (Python >= 3.13), no bcrypt "
+        "package and no htpasswd; install one (pip install bcrypt / apt-get install apache2-utils)"
+    )
+
+
+def _bcrypt_b64(password: str) -> str:
+    # base64: a bcrypt hash is full of `$`, which .env parsers (compose v2) would interpolate.
+    return base64.b64encode(_bcrypt(password).encode()).decode()
+
+
 # name -> (generator, what it protects). The order is the order written to the file.
 SECRETS: dict[str, tuple[Callable[[], str], str]] = {
     "POSTGRES_PASSWORD": (_password, "Postgres superuser (only the init script uses it)"),
@@ -54,6 +96,16 @@ SECRETS: dict[str, tuple[Callable[[], str], str]] = {
     "MLFLOW_FLASK_SERVER_SECRET_KEY": (_long_secret, "MLflow basic-auth session / CSRF key"),
     "MLOPS_GATEWAY_ADMIN_TOKEN": (_long_secret, "serving gateway admin endpoints (canary, rollback)"),
     "EVIDENTLY_SECRET": (_long_secret, "Evidently UI write operations"),
+    "PROMETHEUS_ADMIN_PASSWORD": (_password, "Prometheus web UI / API login (user admin, basic auth)"),
+}
+
+# Values computed from another secret: name -> (source secret, function, what it is).
+DERIVED: dict[str, tuple[str, Callable[[str], str], str]] = {
+    "PROMETHEUS_ADMIN_PASSWORD_BCRYPT_B64": (
+        "PROMETHEUS_ADMIN_PASSWORD",
+        _bcrypt_b64,
+        "bcrypt hash of PROMETHEUS_ADMIN_PASSWORD, base64 (Prometheus' web config file)",
+    ),
 }
 
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
@@ -71,7 +123,18 @@ def existing_keys(path: Path) -> set[str]:
     return keys
 
 
-def render(missing: list[str], *, header: bool) -> str:
+def existing_values(path: Path) -> dict[str, str]:
+    """Name -> value of the assignments in an env file (quotes around a value are dropped)."""
+    values: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            m = _LINE.match(line)
+            if m:
+                values[m.group(1)] = line.split("=", 1)[1].strip().strip("'\"")
+    return values
+
+
+def render(missing: list[str], *, header: bool, path: Path | None = None) -> str:
     lines = []
     if header:
         example = REPO / ".env.example"
@@ -83,10 +146,21 @@ def render(missing: list[str], *, header: bool) -> str:
         if example.is_file():
             lines.append(f"# See {example.name} for every variable the stack reads.")
         lines.append("")
+    values: dict[str, str] = {}
     for name in missing:
-        gen, what = SECRETS[name]
-        lines.append(f"# {what}")
-        lines.append(f"{name}={gen()}")
+        if name in SECRETS:
+            gen, what = SECRETS[name]
+            values[name] = gen()
+            lines.append(f"# {what}")
+            lines.append(f"{name}={values[name]}")
+    for name in missing:
+        if name in DERIVED:
+            source, fn, what = DERIVED[name]
+            known = values.get(source) or (existing_values(path).get(source) if path else None)
+            if not known:
+                raise SystemExit(f"{name} needs {source}, which is missing or empty")
+            lines.append(f"# {what}")
+            lines.append(f"{name}={fn(known)}")
     return "\n".join(lines) + "\n"
 
 
@@ -100,17 +174,18 @@ def main(argv: list[str] | None = None) -> int:
     path: Path = args.output
 
     have = existing_keys(path)
-    missing = [name for name in SECRETS if name not in have]
+    missing = [name for name in (*SECRETS, *DERIVED) if name not in have]
     if args.check:
         for name in missing:
-            print(f"missing: {name} ({SECRETS[name][1]})", file=sys.stderr)
+            what = SECRETS[name][1] if name in SECRETS else DERIVED[name][2]
+            print(f"missing: {name} ({what})", file=sys.stderr)
         return 1 if missing else 0
     if not missing:
-        print(f"{path}: all {len(SECRETS)} secrets present; left unchanged")
+        print(f"{path}: all {len(SECRETS) + len(DERIVED)} secrets present; left unchanged")
         return 0
 
     new_file = not path.exists()
-    text = render(missing, header=new_file)
+    text = render(missing, header=new_file, path=path)
     # Create with 0600 from the start so the secrets are never world-readable, even briefly.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a") as fh:
