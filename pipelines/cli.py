@@ -24,6 +24,7 @@ COMPONENTS = {
 }
 #: Template commands (``mlops init``, ``mlops config check``): entry points of pipelines.template.cli.
 TEMPLATE_COMMANDS = {
+    "init": ("init_main", "write pipeline.yaml + expectations.json derived from a data file"),
     "config": ("config_main", "config check: can each stage act with this config on its data?"),
 }
 #: ``mlops serving <command>`` commands that the canary's CLI runs.

@@ -38,3 +38,9 @@ def config_main(argv: list[str] | None = None) -> int:
         print("usage: mlops config check [--config FILE] [--strict]")
         return 0 if not args or args[0] in {"-h", "--help"} else 2
     return check_main(args[1:])
+
+
+def init_main(argv: list[str] | None = None) -> int:
+    from pipelines.template.init import main
+
+    return main(argv)
