@@ -30,7 +30,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_ENGINE_SCRIPT = REPO.parent / "shared" / "ci" / "docker-engine.sh"
-PORTS = {"AIRFLOW_PORT": 18311, "MLFLOW_PORT": 18312, "GATEWAY_PORT": 18313, "EVIDENTLY_PORT": 18314}
+PORTS = {
+    "AIRFLOW_PORT": 18311,
+    "MLFLOW_PORT": 18312,
+    "GATEWAY_PORT": 18313,
+    "EVIDENTLY_PORT": 18314,
+    "PROMETHEUS_PORT": 18315,
+    "ALERTMANAGER_PORT": 18316,
+    "PUSHGATEWAY_PORT": 18317,
+}
 
 
 def _load_script(name: str) -> Any:
@@ -196,6 +204,9 @@ def env_file(tmp_path_factory: pytest.TempPathFactory, e2e_image: str) -> Path:
         # A task on a killed worker is failed (and retried) after this many seconds of silence.
         "AIRFLOW_TASK_HEARTBEAT_TIMEOUT": "45",
         "AIRFLOW_WORKER_CONCURRENCY": "2",
+        # Alerts of the steps and of Alertmanager go to a receiver container that
+        # test_stack_observability.py starts on the stack's network under this name.
+        "MLOPS_ALERT_WEBHOOK_URL": "http://alert-receiver:8080/hooks/mlops",
     }
     with path.open("a") as fh:
         fh.writelines(f"{k}={v}\n" for k, v in extra.items())
