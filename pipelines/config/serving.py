@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from pipelines.config.base import Section
@@ -46,6 +48,23 @@ class ServingConfig(Section):
     )
     log_flush_ms: int = Field(
         default=200, ge=1, description="The background log writer flushes at least this often."
+    )
+    log_spool_sync: Literal["fsync", "write", "none"] = Field(
+        default="fsync",
+        description="When a scoring answer may leave, relative to the local prediction-log spool: "
+        "'fsync' after its record is written and fdatasync-ed (group commit; survives a crash of "
+        "the host), 'write' after the write() (survives kill -9 of the gateway, not of the host), "
+        "'none' without waiting (measurement only: an answered request can be lost).",
+    )
+    log_degraded_backlog_rows: int = Field(
+        default=50_000,
+        ge=1,
+        description="/health says 'degraded' when this many acknowledged rows wait for the database.",
+    )
+    log_degraded_lag_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="/health says 'degraded' when the backlog has not drained for this long.",
     )
     prediction_buckets: list[float] = Field(
         default_factory=lambda: [round(0.05 * i, 2) for i in range(1, 20)],

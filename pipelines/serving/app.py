@@ -5,9 +5,12 @@ Endpoints:
 * ``POST /invocations``: MLflow scoring protocol; answers ``{"predictions": [...],
   "variant", "model_version", "request_id"}`` and the headers ``X-Model-Variant``,
   ``X-Model-Version``, ``X-Request-Id``. Bad input is a 4xx in MLflow's error shape
-  ``{"error_code": "BAD_REQUEST", "message": ...}``.
-* ``GET /ping`` (alive), ``GET /health`` (200 unless a configured champion failed to
-  load), ``GET /version`` (served versions and the canary weight), ``GET /metrics``.
+  ``{"error_code": "BAD_REQUEST", "message": ...}``. The answer leaves only once the
+  request is in the local prediction-log spool (see :mod:`pipelines.core.predlog.spool`).
+* ``GET /ping`` (alive), ``GET /health`` (``ok``; ``degraded`` with a ``reason``, still 200,
+  while prediction-log writes fail or its backlog grows; 503 when a configured champion failed
+  to load or the spool cannot write), ``GET /version`` (served versions and the canary
+  weight), ``GET /metrics``.
 * ``POST /labels``: feedback, ``{"labels": [{"entity_id", "label", "event_time"?,
   "available_at"?}, ...]}``; joins the prediction log on the entity id.
 * ``/admin/*``: bearer-token protected (``MLOPS_GATEWAY_ADMIN_TOKEN``). Without a
@@ -252,7 +255,10 @@ def create_app(
 
     @app.post("/admin/flush", dependencies=admin)
     async def admin_flush() -> Response:
+        # 503 with the log's status when it cannot flush (database down: the rows wait in the
+        # spool, nothing is lost); never a bare timeout.
         ok = await anyio.to_thread.run_sync(gateway.flush_log)
-        return _json({"flushed": ok}, 200 if ok else 504)
+        plog = gateway.writer.status() if gateway.writer is not None else None
+        return _json({"flushed": ok, "prediction_log": plog}, 200 if ok else 503)
 
     return app

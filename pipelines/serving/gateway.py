@@ -21,11 +21,13 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -34,7 +36,15 @@ import anyio.to_thread
 from pipelines.config import Settings
 from pipelines.core.errors import PipelineError
 from pipelines.core.observability import get_logger
-from pipelines.core.predlog import LoggedRequest, PredictionLogWriter, log_url, utc_now_iso
+from pipelines.core.predlog import (
+    LoggedRequest,
+    PredictionLogWriter,
+    SpoolError,
+    UnstorableError,
+    log_url,
+    request_id_text,
+    utc_now_iso,
+)
 from pipelines.core.registry import CHAMPION, alias_version_number
 from pipelines.serving.inputs import BadInputError, Table, Validated, parse_body, validate
 from pipelines.serving.metrics import GatewayMetrics
@@ -110,9 +120,20 @@ class Gateway:
         self._retry_stop = threading.Event()
         self.writer: PredictionLogWriter | None = None
         if log_predictions and not self.ephemeral:
+            # No database I/O here: the writer connects on its own thread, so the gateway starts
+            # and serves (spooling) while the log database is down.
+            cfg = settings.serving
             self.writer = PredictionLogWriter(
-                log_url(settings), settings.serving.log_flush_ms, on_flushed=self._observe_predictions
+                log_url(settings),
+                cfg.log_flush_ms,
+                spool_dir=settings.paths.serving / "predlog-spool",
+                dead_letter=settings.paths.serving / "predlog-dead-letter.jsonl",
+                sync="write" if cfg.log_spool_sync == "none" else cfg.log_spool_sync,
+                degraded_backlog_rows=cfg.log_degraded_backlog_rows,
+                degraded_lag_s=cfg.log_degraded_lag_s,
+                on_flushed=self._observe_predictions,
             )
+            self.metrics.watch_prediction_log(self.writer)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -219,9 +240,12 @@ class Gateway:
             raise UnavailableError(
                 self.load_error or "no champion model is set yet (bootstrap a release first)"
             )
+        try:  # the caller's id keys its logged rows: refused, never rewritten
+            rid = uuid.uuid4().hex if request_id is None else request_id_text(request_id)
+        except UnstorableError as exc:
+            raise BadInputError(exc.message) from None
         offload = len(body) > INLINE_MAX_BYTES
         table = await _run(offload, parse_body, body, self.settings.serving.max_rows, champion.column_names)
-        rid = request_id or uuid.uuid4().hex
         ids = table.column(self._id_col)
         times = table.column(self._time_col)
         if key is None and ids:
@@ -239,10 +263,25 @@ class Gateway:
         except Exception as exc:
             self.metrics.errors.labels("champion", "exception").inc()
             error = f"{type(exc).__name__}: {exc}"
-            self._log(champion, "champion", table, validated, rid, None, t0, ids, times, error)
+            await _run(
+                offload, self._log, champion, "champion", table, validated, rid, None, t0, ids, times, error
+            )
             raise
-        self._log(champion, "champion", table, validated, rid, preds, t0, ids, times, None)
+        spooled = await _run(
+            offload, self._log, champion, "champion", table, validated, rid, preds, t0, ids, times, None
+        )
+        await self._durable(spooled)
         return ScoreResult(rid, "champion", champion.version, preds.tolist(), canary_error)
+
+    async def _durable(self, spooled: Future[None] | None) -> None:
+        """Wait until the request is in the spool (the answer is an acknowledgement: it must
+        survive a ``kill -9``); ``serving.log_spool_sync=none`` answers without waiting."""
+        if spooled is None or self.settings.serving.log_spool_sync == "none":
+            return
+        try:
+            await asyncio.wrap_future(spooled)
+        except SpoolError as exc:
+            raise UnavailableError(f"the prediction log cannot take this request: {exc}") from exc
 
     def _validate(self, model: ServedModel, table: Table) -> Validated:
         return validate(
@@ -280,11 +319,15 @@ class Gateway:
                 error = f"{type(exc).__name__}: {exc}"[:500]
                 kind = "exception"
             else:
-                self._log(canary, "canary", table, validated, rid, preds, t0, ids, times, None)
+                spooled = await _run(
+                    offload, self._log, canary, "canary", table, validated, rid, preds, t0, ids, times, None
+                )
+                await self._durable(spooled)
                 return ScoreResult(rid, "canary", canary.version, preds.tolist())
         self.metrics.errors.labels("canary", kind).inc()
         self.metrics.fallbacks.inc()
-        self._log(canary, "canary", table, validated, rid, None, t0, ids, times, error)
+        # Durable together with the champion's answer (the spool is written in order).
+        await _run(offload, self._log, canary, "canary", table, validated, rid, None, t0, ids, times, error)
         return error
 
     def _log(
@@ -299,20 +342,18 @@ class Gateway:
         ids: list[Any] | None,
         times: list[Any] | None,
         error: str | None,
-    ) -> None:
+    ) -> Future[None] | None:
+        """Spool the request and count it; the future resolves once the spool holds it.
+
+        A request the log cannot store is refused here (400, not counted as served)."""
         elapsed = time.perf_counter() - t0
-        if error is None:
-            self.metrics.requests.labels(variant, model.version).inc()
-            self.metrics.rows.labels(variant, model.version).inc(table.n_rows)
-        self.metrics.latency.labels(variant).observe(elapsed)
-        if self.writer is None:
-            return
-        if validated is not None:
-            columns, values = validated.columns, validated.arrays
-        else:
-            columns, values = table.columns, table.values
-        self.writer.submit(
-            LoggedRequest(
+        spooled = None
+        if self.writer is not None:
+            if validated is not None:
+                columns, values = validated.columns, validated.arrays
+            else:
+                columns, values = table.columns, table.values
+            item = LoggedRequest(
                 request_id=rid,
                 ts=utc_now_iso(),
                 variant=variant,
@@ -326,19 +367,22 @@ class Gateway:
                 entity_ids=ids,
                 event_times=times,
             )
-        )
+            try:
+                spooled = self.writer.submit(item)
+            except UnstorableError as exc:
+                raise BadInputError(f"the prediction log cannot store this request: {exc.message}") from None
+        if error is None:
+            self.metrics.requests.labels(variant, model.version).inc()
+            self.metrics.rows.labels(variant, model.version).inc(table.n_rows)
+        self.metrics.latency.labels(variant).observe(elapsed)
+        return spooled
 
-    def _observe_predictions(self, items: list[LoggedRequest]) -> None:
+    def _observe_predictions(self, rows: list[dict[str, Any]]) -> None:
+        """Prediction histograms, fed with the rows as they reach the database (writer thread)."""
         hist = self.metrics.predictions
-        for it in items:
-            if it.predictions is None:
-                continue
-            child = hist.labels(it.variant)
-            for p in it.predictions:
-                child.observe(float(p))
-        if self.writer is not None:
-            self.metrics.log_rows.set(self.writer.stats.rows_written)
-            self.metrics.log_failures.set(self.writer.stats.failures)
+        for row in rows:
+            if row.get("prediction") is not None:
+                hist.labels(row["variant"]).observe(row["prediction"])
 
     # ------------------------------------------------------------------ views
     def version_info(self) -> dict[str, Any]:
@@ -360,28 +404,37 @@ class Gateway:
         }
 
     def health(self) -> tuple[int, dict[str, Any]]:
+        """``ok`` | ``degraded`` (200) | ``no_champion`` (200) | ``error`` (503), with the reason.
+
+        ``degraded`` = answering, but the prediction log's writes fail or its backlog grows. It
+        stays HTTP 200 on purpose: every answer is still spooled durably, so a load balancer must
+        keep routing predictions here (a shared log database going down would otherwise take
+        every replica out of rotation). ``error`` (503) = this instance cannot acknowledge
+        predictions: no champion loaded, or the spool itself cannot write.
+        """
         snap = self.snapshot
-        if snap.champion is not None:
-            status, code = "ok", 200
-        elif self.load_error:
-            status, code = "error", 503
-        else:
+        plog = self.writer.status() if self.writer is not None else None
+        reason = None
+        if snap.champion is None and self.load_error:
+            status, code, reason = "error", 503, self.load_error
+        elif plog is not None and plog["status"] == "failed":
+            status, code, reason = "error", 503, plog["reason"]
+        elif snap.champion is None:
             status, code = "no_champion", 200
+        elif plog is not None and plog["status"] == "degraded":
+            status, code, reason = "degraded", 200, plog["reason"]
+        else:
+            status, code = "ok", 200
         body: dict[str, Any] = {
             "status": status,
+            "reason": reason,
             "champion": snap.champion.version if snap.champion else None,
             "canary": snap.canary.version if snap.canary else None,
             "canary_weight": snap.weight,
             "error": self.load_error,
         }
-        if self.writer is not None:
-            st = self.writer.stats
-            body["prediction_log"] = {
-                "rows_written": st.rows_written,
-                "flush_failures": st.failures,
-                "last_error": st.last_error,
-                "rows_dropped": st.rows_dropped,
-            }
+        if plog is not None:
+            body["prediction_log"] = plog
         return code, body
 
     # ------------------------------------------------------------------ admin

@@ -8,10 +8,14 @@ response has left, so the request path pays for three metric updates only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from pipelines.core.predlog import PredictionLogWriter
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -63,12 +67,11 @@ class GatewayMetrics:
             ["variant", "model_version"],
             registry=r,
         )
-        self.log_rows = Gauge(
-            "gateway_prediction_log_rows_written", "Rows written to the prediction log", registry=r
-        )
-        self.log_failures = Gauge(
-            "gateway_prediction_log_flush_failures", "Failed prediction-log flushes (retried)", registry=r
-        )
+
+    def watch_prediction_log(self, writer: PredictionLogWriter) -> None:
+        """Expose the prediction-log writer's counters, read at scrape time (so a failure counts
+        the moment it happens, not after the next successful flush)."""
+        self.registry.register(_PredictionLogCollector(writer))
 
     def set_served(self, champion: str | None, canary: str | None, weight: float) -> None:
         self.served_version.clear()
@@ -80,3 +83,42 @@ class GatewayMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _PredictionLogCollector(Collector):
+    """The writer's figures as metrics: failures and dead letters as counters, backlog as a gauge."""
+
+    def __init__(self, writer: PredictionLogWriter) -> None:
+        self._writer = writer
+
+    def collect(self) -> Iterator[Metric]:
+        w = self._writer
+        st = w.stats
+        yield CounterMetricFamily(
+            "gateway_prediction_log_write_failures",
+            "Failed prediction-log insert attempts (each retried or isolated; none drops a row)",
+            value=st.failures,
+        )
+        yield CounterMetricFamily(
+            "gateway_prediction_log_dead_letter_rows",
+            "Rows the reachable database refused on their own, set aside with the reason",
+            value=st.dead_letter_rows,
+        )
+        yield GaugeMetricFamily(
+            "gateway_prediction_log_backlog_rows",
+            "Rows acknowledged (spooled) and not yet stored in the prediction-log database",
+            value=w.backlog_rows,
+        )
+        yield GaugeMetricFamily(
+            "gateway_prediction_log_rows_written", "Rows written to the prediction log", value=st.rows_written
+        )
+        yield CounterMetricFamily(
+            "gateway_prediction_log_rejected_requests",
+            "Requests refused because the log could not store a value (answered 400)",
+            value=st.rejected_requests,
+        )
+        degraded = GaugeMetricFamily(
+            "gateway_prediction_log_degraded", "1 while the prediction log is degraded or failed"
+        )
+        degraded.add_metric([], 0.0 if w.status()["status"] == "ok" else 1.0)
+        yield degraded

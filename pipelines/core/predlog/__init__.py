@@ -11,10 +11,19 @@ issue SQL against these tables.
 * ``labels``: entity_id (primary key), label, event_time, available_at (when the
   label became known, in business time).
 
-Modules: :mod:`.schema` (tables, time format, engines), :mod:`.writer` (the batched writer),
-:mod:`.queries` (reads and label upserts).
+Modules: :mod:`.schema` (tables, time format, engines), :mod:`.encode` (the door: what each
+field may hold), :mod:`.spool` (the local append-only spool an answer waits for),
+:mod:`.writer` (spool -> database, dead letters, health), :mod:`.queries` (reads and label upserts).
 """
 
+from pipelines.core.predlog.encode import (
+    MAX_ENTITY_ID_CHARS,
+    UnstorableError,
+    entity_ids_text,
+    event_times_text,
+    request_id_text,
+    safe_text,
+)
 from pipelines.core.predlog.queries import (
     LABELLED_COLUMNS,
     count_labels,
@@ -37,20 +46,26 @@ from pipelines.core.predlog.schema import (
     to_utc_iso,
     utc_now_iso,
 )
+from pipelines.core.predlog.spool import SpoolError
 from pipelines.core.predlog.writer import LoggedRequest, PredictionLogWriter, WriterStats
 
 __all__ = [
     "LABELLED_COLUMNS",
     "LABELS",
+    "MAX_ENTITY_ID_CHARS",
     "METADATA",
     "PREDICTIONS",
     "PREDICTION_COLUMNS",
     "LoggedRequest",
     "PredictionLogWriter",
+    "SpoolError",
+    "UnstorableError",
     "WriterStats",
     "count_labels",
     "count_predictions",
     "engine_for",
+    "entity_ids_text",
+    "event_times_text",
     "feature_column",
     "features_frame",
     "log_url",
@@ -59,6 +74,8 @@ __all__ = [
     "read_labels",
     "read_predictions",
     "record_labels",
+    "request_id_text",
+    "safe_text",
     "to_utc_iso",
     "utc_now_iso",
 ]

@@ -33,10 +33,14 @@ PREDICTIONS = sa.Table(
     sa.Column("prediction", sa.Float),
     sa.Column("latency_ms", sa.Float),
     sa.Column("error", sa.Text),
+    # "<spool record id>:<row index>", unique: re-draining a spool after a crash inserts nothing
+    # twice (NULL on rows logged before the spool existed; NULLs never collide).
+    sa.Column("row_id", sa.Text),
     sa.Index("ix_predictions_ts", "ts"),
     sa.Index("ix_predictions_entity", "entity_id"),
     sa.Index("ix_predictions_version_ts", "model_version", "ts"),
     sa.Index("ix_predictions_event_time", "event_time"),
+    sa.Index("ux_predictions_row_id", "row_id", unique=True),
 )
 LABELS = sa.Table(
     "labels",
@@ -114,4 +118,23 @@ def engine_for(url: str) -> sa.Engine:
     except sa.exc.SQLAlchemyError:
         # Another process (gateway, a task) created the tables between the check and the create.
         METADATA.create_all(engine, checkfirst=True)
+    _add_row_id(engine)
     return engine
+
+
+def _add_row_id(engine: sa.Engine) -> None:
+    """Bring a log created before ``row_id`` existed up to the schema (column + unique index)."""
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("predictions")}
+    index = next(i for i in PREDICTIONS.indexes if i.name == "ux_predictions_row_id")
+    for attempt in range(2):  # a concurrent process may migrate between our check and our change
+        try:
+            with engine.begin() as conn:
+                if "row_id" not in columns:
+                    conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN row_id TEXT"))
+                    columns.add("row_id")
+                index.create(conn, checkfirst=True)
+            return
+        except sa.exc.SQLAlchemyError:
+            if attempt:
+                raise
+            columns = {c["name"] for c in sa.inspect(engine).get_columns("predictions")}
