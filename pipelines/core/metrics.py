@@ -245,6 +245,34 @@ def read_textfiles(settings: Settings) -> list[dict[str, Any]]:
     return rows
 
 
+def summarise_textfiles(settings: Settings) -> list[dict[str, str]]:
+    """One row per pushed group, for a report without Prometheus (the demo's summary page).
+
+    ``{"job", "group", "figures"}``: the group's labels, then its non-zero figures as
+    ``name{own labels}=value`` (0-valued enumeration members and timestamps left out).
+    """
+    root = settings.paths.root / "metrics"
+    rows: list[dict[str, str]] = []
+    for path in sorted(root.rglob("*.prom")) if root.is_dir() else []:
+        job, group, figures = path.parent.name, "", []
+        for family in text_string_to_metric_families(path.read_text()):
+            own = set(CATALOGUE.get(family.name, ("", ()))[1])
+            for sample in family.samples:
+                if not group:
+                    group = ", ".join(
+                        f"{k}={v}" for k, v in sorted(sample.labels.items()) if k not in own and k != "job"
+                    )
+                if sample.value == 0 or sample.name.endswith("_timestamp_seconds"):
+                    continue
+                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()) if k in own)
+                short = sample.name.removeprefix("mlops_").removeprefix(job.removeprefix("mlops_") + "_")
+                figures.append(
+                    f"{short}{{{labels}}}={sample.value:g}" if labels else f"{short}={sample.value:g}"
+                )
+        rows.append({"job": job, "group": group, "figures": "; ".join(figures)})
+    return rows
+
+
 def _enum(name: str, label: str, chosen: str, values: Iterable[str]) -> list[Sample]:
     return [Sample(name, 1.0 if v == chosen else 0.0, {label: v}) for v in values]
 

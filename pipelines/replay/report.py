@@ -147,6 +147,15 @@ def write_summary(replay: Replay, months: list[str]) -> Path:
             ["kind", "key", "at", "reason"],
         )
     )
+    from pipelines.core.metrics import summarise_textfiles
+
+    pushed = summarise_textfiles(settings)  # what a Pushgateway would hold (monitoring/METRICS.md)
+    sections.append(
+        f"<h2>Decision metrics</h2><p>{len(pushed)} metric groups, written as Prometheus text files "
+        f"under <code>{html.escape(str(settings.paths.root / 'metrics'))}</code> (pushed to the "
+        "Pushgateway when <code>observability.pushgateway_url</code> is set).</p>"
+        + _table(pushed, ["job", "group", "figures"])
+    )
     sections.append("<h2>Timeline</h2>" + _table(replay.timeline, ["month", "event", "detail"]))
     links = _links(settings)
     body = "\n".join(sections)

@@ -157,3 +157,14 @@ def test_metrics_md_documents_every_gateway_metric() -> None:
     documented = _documented()
     missing = sorted(n for n in names if not any(d == n or d.startswith(n + "_") for d in documented))
     assert names and not missing, f"monitoring/METRICS.md lacks gateway metrics {missing}"
+
+
+def test_summary_rows_name_each_group_and_its_nonzero_figures(isolated_settings: Any) -> None:
+    m.emit_retrain_decision(isolated_settings, "2013-07", "retrain", ["important_drift"], [], now=9.0)
+    m.emit_rollback(isolated_settings, "champion", now=10.0)
+    rows = {r["job"]: r for r in m.summarise_textfiles(isolated_settings)}
+    retrain = rows["mlops_retrain"]
+    assert "window=2013-07" in retrain["group"] and "job" not in retrain["group"]
+    assert retrain["figures"] == "decision{action=retrain}=1; check_violated{check=important_drift}=1"
+    assert rows["mlops_canary_rollback"]["figures"] == ""  # only a timestamp, which is left out
+    assert "scope=champion" in rows["mlops_canary_rollback"]["group"]
