@@ -86,7 +86,7 @@ image:  ## build the project image (infra/Dockerfile) used by every project serv
 up: env image  ## start the platform stack and wait until every service is healthy (URLs: docs/platform.md)
 	$(COMPOSE) -p $(COMPOSE_PROJECT) up -d --no-build $(if $(WORKERS),--scale airflow-worker=$(WORKERS))
 	python3 scripts/compose_stack.py wait -p $(COMPOSE_PROJECT) --timeout 900
-	@echo "Airflow http://127.0.0.1:$${AIRFLOW_PORT:-18301}  MLflow http://127.0.0.1:$${MLFLOW_PORT:-18302}  gateway http://127.0.0.1:$${GATEWAY_PORT:-18303}  Evidently http://127.0.0.1:$${EVIDENTLY_PORT:-18304}  (logins: .env)"
+	@echo "Airflow http://127.0.0.1:$${AIRFLOW_PORT:-18301}  MLflow http://127.0.0.1:$${MLFLOW_PORT:-18302}  gateway http://127.0.0.1:$${GATEWAY_PORT:-18303}  Evidently http://127.0.0.1:$${EVIDENTLY_PORT:-18304}  Prometheus http://127.0.0.1:$${PROMETHEUS_PORT:-18305}  Alertmanager http://127.0.0.1:$${ALERTMANAGER_PORT:-18306}  (logins: .env)"
 
 down:  ## stop the platform stack (volumes kept; `$(COMPOSE) -p $(COMPOSE_PROJECT) down -v` wipes them)
 	$(COMPOSE) -p $(COMPOSE_PROJECT) down --remove-orphans
