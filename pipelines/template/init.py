@@ -452,8 +452,15 @@ def derive(
     E = gx.expectations  # noqa: N806 - GX's own short name for its expectation classes
     exps: list[Any] = []
 
+    seen: dict[tuple[str, str], int] = {}
+
     def add(exp: Any, severity: str, why: str) -> None:
-        exp.meta = {"severity": severity, "why": why}
+        meta = {"severity": severity, "why": why}
+        key = (type(exp).__name__, str(getattr(exp, "column", "")))
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > 1:  # a second rule of one type on one column: reports tell them apart by name
+            meta["name"] = "guard" if severity == "critical" else f"rule{seen[key]}"
+        exp.meta = meta
         exps.append(exp)
 
     add(

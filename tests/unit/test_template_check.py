@@ -281,3 +281,27 @@ def test_mlops_config_check_prints_one_line_per_stage_and_exits_by_the_worst(
     assert mlops(["config", "check", "--strict"]) == 1
     monkeypatch.setenv("MLOPS__MONITORING__IMPORTANT_FEATURES", '["nope"]')
     assert mlops(["config", "check"]) == 1
+
+
+def test_a_suite_the_quality_gate_refuses_is_a_contradiction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLOPS__PATHS__ROOT", str(tmp_path / "var"))
+    cfg = _write(tmp_path)
+    suite = json.loads((tmp_path / "expectations.json").read_text())
+    suite["expectations"].append(
+        {
+            "type": "expect_column_values_to_not_be_null",
+            "kwargs": {"column": "pressure"},
+            "meta": {"severity": "row"},
+        }
+    )
+    (tmp_path / "expectations.json").write_text(json.dumps(suite))
+    findings = check(load_settings(cfg))
+    quality = [f for f in findings if f.stage == "quality"]
+    assert (
+        quality
+        and quality[0].level == "error"
+        and "'pressure' is not in the dataset contract" in quality[0].reason
+    )
+    assert exit_code(findings) == 1
