@@ -129,7 +129,9 @@ def test_rejected_batch_metric_and_alert_reach_the_webhook(
         "import json; from pathlib import Path; from pipelines.config import load_settings; "
         "from pipelines.data.landing import land_file; from pipelines.quality import BatchRejected; "
         "from pipelines.quality.steps import validate; s = load_settings(); "
-        "p = Path('/tmp/e2e-broken-batch.csv'); p.write_text('not_a_column,nor_this\\n1,2\\n3,4\\n'); "
+        "p = s.paths.root / 'incoming' / 'e2e-broken-batch.csv'; "
+        "p.parent.mkdir(parents=True, exist_ok=True); "
+        "p.write_text('not_a_column,nor_this\\n1,2\\n3,4\\n'); "
         f"landed = land_file(s, '{REJECTED_BATCH}', p, origin='e2e fault injection')\n"
         "try:\n    validate(landed)\n    print(json.dumps({'rejected': False}))\n"
         "except BatchRejected as exc:\n    print(json.dumps({'rejected': True, 'message': str(exc)[:300]}))",
