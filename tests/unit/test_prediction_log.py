@@ -316,3 +316,27 @@ def test_gateway_metrics_count_failures_backlog_and_dead_letters_as_they_happen(
     assert values["gateway_prediction_log_dead_letter_rows_total"] == 0
     assert values["gateway_prediction_log_degraded"] == 1
     assert not math.isnan(values["gateway_prediction_log_rows_written"])
+
+
+def test_a_backlog_that_stops_draining_is_degraded_with_the_reason(tmp_path: Path) -> None:
+    """No write fails, the database just does not take rows (another writer holds its lock)."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    engine_for(url)  # the tables exist before the lock is taken
+    holder = sqlite3.connect(tmp_path / "log.db", timeout=1, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    writer = PredictionLogWriter(url, flush_ms=20, degraded_lag_s=0.5)
+    try:
+        for i in range(5):
+            writer.submit(_request(f"r{i}", ["f"], [[1.0]], 1)).result(10)
+        assert _wait(lambda: writer.status()["status"] == "degraded")
+        status = writer.status()
+        assert "not draining" in status["reason"] and status["backlog_rows"] == 5
+        holder.execute("COMMIT")  # the other writer lets go: the backlog drains
+        assert writer.flush(timeout=60), writer.status()
+        assert writer.status()["status"] == "ok"
+    finally:
+        holder.close()
+        writer.close()
+    assert len(_rows(url)) == 5

@@ -289,7 +289,8 @@ class PredictionLogWriter:
             else:
                 if stopping:
                     return  # the database is down at shutdown: the spool keeps the rows
-                self._stop.wait(delay)
+                self._wake.wait(delay)  # a flush() retries at once instead of after the backoff
+                self._wake.clear()
                 delay = min(delay * 2, 5.0)
 
     def _store(self, chunk: Chunk) -> bool:
@@ -478,14 +479,15 @@ class PredictionLogWriter:
         """Block until everything submitted so far is stored or set aside (tests, admin, shutdown)."""
         start = time.monotonic()
         deadline = start + timeout
+        failures = self.stats.failures
         self._wake.set()
         with self._progress:
             target = self._submitted
             while self._done_own < target:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or (self._write_failing and time.monotonic() - start > 2.0):
-                    return False  # timed out, or the database keeps refusing: the spool holds the rows
-                self._wake.set()
+                retried_and_failed = self._write_failing and self.stats.failures > failures
+                if remaining <= 0 or (retried_and_failed and time.monotonic() - start > 2.0):
+                    return False  # timed out, or the database still refuses: the spool holds the rows
                 self._progress.wait(min(remaining, 0.05))
         return True
 
