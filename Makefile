@@ -88,7 +88,9 @@ up: env image  ## start the platform stack and wait until every service is healt
 	python3 scripts/compose_stack.py wait -p $(COMPOSE_PROJECT) --timeout 900
 	@echo "Airflow http://127.0.0.1:$${AIRFLOW_PORT:-18301}  MLflow http://127.0.0.1:$${MLFLOW_PORT:-18302}  gateway http://127.0.0.1:$${GATEWAY_PORT:-18303}  Evidently http://127.0.0.1:$${EVIDENTLY_PORT:-18304}  Prometheus http://127.0.0.1:$${PROMETHEUS_PORT:-18305}  Alertmanager http://127.0.0.1:$${ALERTMANAGER_PORT:-18306}  (logins: .env)"
 
-down:  ## stop the platform stack (volumes kept; `$(COMPOSE) -p $(COMPOSE_PROJECT) down -v` wipes them)
+# `env` first: compose interpolates every required secret even to stop a stack, and an .env written
+# before an upgrade lacks the new ones (make env only appends what is missing).
+down: env  ## stop the platform stack (volumes kept; `$(COMPOSE) -p $(COMPOSE_PROJECT) down -v` wipes them)
 	$(COMPOSE) -p $(COMPOSE_PROJECT) down --remove-orphans
 
 e2e: venv  ## the e2e tier: tests/e2e (build the image, bring the stack up, drive one loop, tear down; ~15 min)
