@@ -15,8 +15,9 @@ Criteria, all of which must pass (fail closed: a missing number is a failure):
 * **behavioural** — each invariance / directional check is not *significantly* beyond its
   tolerance (prediction units) in the wrong direction, judged against the standard error of the
   mean shift over its rows; at least ``gate.min_behavioural_checks`` are configured;
-* **latency** — the candidate's best batch predict time is at most ``gate.max_latency_ratio``
-  times the champion's (or slower by less than ``gate.latency_min_delta_ms``), champion-only.
+* **latency** — the candidate's best predict time per request (``gate.latency_rows`` rows, best
+  of interleaved repeats) is at most ``gate.max_latency_ratio`` times the champion's (or slower by
+  less than ``gate.latency_min_delta_ms``), champion-only.
 
 Relative, slice and behavioural criteria are one family of one-sided harm tests (see
 :class:`pipelines.core.stats.HarmTest`) whose p-values are Holm-adjusted together (why Holm:
