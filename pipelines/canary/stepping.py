@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipelines.canary.analysis import MIN_SHIFT_ROWS, Analysis
@@ -22,7 +24,7 @@ from pipelines.canary.errors import ReleaseError
 from pipelines.canary.evidence import analyse_step
 from pipelines.canary.gateway import live_gateway
 from pipelines.canary.promotion import reject
-from pipelines.config import Settings
+from pipelines.config import CanaryConfig, Settings
 from pipelines.core.observability import get_logger, log_context, record_event
 from pipelines.core.predlog import utc_now_iso
 
@@ -63,6 +65,48 @@ def is_final(policy: str, timed_out: bool, labels_stalled: bool) -> bool:
     return timed_out or (policy != "hold" and labels_stalled)
 
 
+@dataclass(frozen=True)
+class Look:
+    """One analysis of a step and what the loop does with it (``done``: the step has its verdict)."""
+
+    analysis: Analysis
+    verdict: str
+    reason: str
+    done: bool
+    held: float
+    labelled: int
+
+
+def judge_look(
+    cfg: CanaryConfig,
+    analyse_at: Callable[[bool], Analysis],
+    *,
+    held: float,
+    timed_out: bool,
+    labelled_before: int | None,
+) -> Look:
+    """The loop's rules for one look, apart from its I/O (the decision benchmark runs them too).
+
+    ``analyse_at(final)`` judges the step on the log as it is now. Undecided quality is settled by
+    the ``quality_undecided`` policy once the step is final (:func:`is_final`: timed out, or its
+    labels stopped growing after the window); anything still inconclusive at the timeout fails
+    safe; a success ends the step once it has been held for ``step_window_s``.
+    """
+    analysis = analyse_at(False)
+    labelled = int(analysis.figures().get("quality.labelled") or 0)
+    stalled = labelled_before is not None and labelled <= labelled_before and held >= cfg.step_window_s
+    if analysis.verdict == "inconclusive" and is_final(cfg.quality_undecided, timed_out, stalled):
+        analysis = analyse_at(True)
+    verdict, reason = analysis.verdict, analysis.reason
+    if verdict == "inconclusive" and timed_out:
+        verdict, reason = (
+            "failed",
+            f"still inconclusive after {cfg.step_timeout_s:.0f}s (fail safe): {reason}",
+        )
+    done = verdict == "failed" or (verdict == "success" and held >= cfg.step_window_s)
+    return Look(analysis, verdict, reason, done, held, labelled)
+
+
 def _run_step(
     settings: Settings, plan: ReleasePlan, gw: GatewayClient, weight: int, batch_id: str | None
 ) -> StepResult:
@@ -97,21 +141,16 @@ def _run_step(
                 f"canary v{version} is no longer on the gateway (rolled back or replaced externally); "
                 f"gateway serves {served.get('champion', {}).get('version')} / canary {served.get('canary')}"
             )
-        analysis = last = analyse_step(settings, plan, step_start)
-        held = time.monotonic() - t0
-        timed_out = time.monotonic() > deadline
-        labelled = int(analysis.figures().get("quality.labelled") or 0)
-        stalled = labelled_before is not None and labelled <= labelled_before and held >= cfg.step_window_s
-        labelled_before = labelled
-        if analysis.verdict == "inconclusive" and is_final(cfg.quality_undecided, timed_out, stalled):
-            analysis = last = analyse_step(settings, plan, step_start, final=True)
-        verdict, reason = analysis.verdict, analysis.reason
-        if verdict == "inconclusive" and timed_out:
-            verdict, reason = (
-                "failed",
-                f"still inconclusive after {cfg.step_timeout_s:.0f}s (fail safe): {reason}",
-            )
-        done = verdict == "failed" or (verdict == "success" and held >= cfg.step_window_s)
+        look = judge_look(
+            cfg,
+            lambda final: analyse_step(settings, plan, step_start, final=final),
+            held=time.monotonic() - t0,
+            timed_out=time.monotonic() > deadline,
+            labelled_before=labelled_before,
+        )
+        analysis = last = look.analysis
+        held, verdict, reason, done = look.held, look.verdict, look.reason, look.done
+        labelled_before = look.labelled
         figures = analysis.figures()
         result = {
             "step": weight,
