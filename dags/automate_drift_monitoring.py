@@ -18,7 +18,9 @@
    the decision's training request `{reason, window, holdout}` as conf; run id
    `drift_retrain__<window>`, so a re-run never starts a second training), else `no_retrain`.
 
-A malformed `window` fails `collect` at once (no retries: `InvalidInputError`).
+A malformed `window` fails `collect` at once (no retries: `InvalidInputError`). Scheduled once per
+`dataset.batch_frequency` period; a scheduled period with no configured batch is skipped with its
+reason (`NothingToDoError`): no `no_decision` record, no alert.
 
 Bad evidence (no predictions, labels that never arrive, corrupted log rows, an Evidently
 failure) yields a recorded `no_decision` with the reason — never a retrain, never a silent pass.

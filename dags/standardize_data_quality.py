@@ -14,6 +14,8 @@ file; the Great Expectations suite named by the dataset contract validates it:
 `{batch_id, uri, rows, rows_quarantined, status}`; `automate_training` is scheduled on it.
 
 Trigger with `{"batch_id": "2013-03"}`; without it the batch is derived from the data interval.
+Scheduled once per `dataset.batch_frequency` period from the first configured batch; a scheduled
+period with no configured batch is skipped with its reason (`NothingToDoError`), not failed.
 Replay a corrected file with `python -m pipelines.cli quality replay --batch-id ... --file ...`.
 """
 
