@@ -86,9 +86,13 @@ class DatasetContract(Section):
     )
     target: TargetSpec
     features: FeatureRoles
-    derived_time_features: dict[str, Literal["hour", "dayofweek", "month", "dayofyear"]] = Field(
+    derived_time_features: dict[
+        str, Literal["hour", "dayofweek", "month", "dayofyear", "weekofyear", "days_to_holiday"]
+    ] = Field(
         default_factory=dict,
-        description="New column name -> calendar part of event_time, computed at landing.",
+        description="New column name -> calendar part of event_time (local), computed at landing "
+        "from the event time alone (known at scheduling time). days_to_holiday: days to the "
+        "nearest US federal holiday, capped at 30.",
     )
     drop_columns: list[str] = Field(
         default_factory=list,

@@ -22,6 +22,19 @@ class TrainingConfig(Section):
     window_batches: int = Field(
         default=3, ge=1, description="Train on the last N validated batches before the holdout."
     )
+    window_strategy: Literal["sliding", "expanding", "recency_weighted"] = Field(
+        default="sliding",
+        description="Which published batches before the holdout a default window trains on. sliding: "
+        "the last window_batches; expanding: all of them (window_batches is the minimum to start); "
+        "recency_weighted: all of them, each row weighted 0.5 ** (age in batches / recency_half_life). "
+        "Chosen with the replay's backtest (python -m pipelines.replay.backtest).",
+    )
+    recency_half_life: float = Field(
+        default=3.0,
+        gt=0,
+        description="recency_weighted: a batch this many batches older than the newest training batch "
+        "weighs half as much.",
+    )
     min_rows: int = Field(default=1000, ge=1, description="Fewer labelled training rows: refuse.")
     min_class_rows: int = Field(
         default=50,

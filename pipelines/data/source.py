@@ -12,6 +12,7 @@ import importlib.util
 import operator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipelines.config import DatasetContract
@@ -52,6 +53,41 @@ def resolve_path(path: str, base: Path | None = None) -> Path:
     return resolved
 
 
+HOLIDAY_HORIZON_DAYS = 30
+
+
+def calendar_part(local: pd.Series, part: str) -> pd.Series:
+    """A calendar feature of tz-aware local event times (``dataset.derived_time_features``).
+
+    Only the event's own (scheduled) time is read, so the value is known when the prediction is
+    asked for and cannot leak the outcome. ``weekofyear`` is the ISO week; ``days_to_holiday``
+    the distance in days from the local date to the nearest US federal holiday (0 on the day,
+    capped at 30): travel peaks around Thanksgiving and Christmas, whatever the year.
+    """
+    if part == "weekofyear":
+        return local.dt.isocalendar().week.astype("Float64").astype("float64")
+    if part == "days_to_holiday":
+        from pandas.tseries.holiday import USFederalHolidayCalendar
+
+        days = local.dt.tz_localize(None).dt.normalize()
+        valid = days.notna().to_numpy()
+        out = np.full(len(days), np.nan)
+        if valid.any():
+            day = days[valid].to_numpy(dtype="datetime64[D]").astype("int64")
+            pad = pd.Timedelta(days=HOLIDAY_HORIZON_DAYS + 1)
+            span = days[valid]
+            hol = USFederalHolidayCalendar().holidays(span.min() - pad, span.max() + pad)
+            dist = np.full(day.shape, HOLIDAY_HORIZON_DAYS, dtype="int64")
+            if len(hol):
+                h = hol.to_numpy(dtype="datetime64[D]").astype("int64")
+                pos = np.searchsorted(h, day)
+                after, before = h[np.minimum(pos, h.size - 1)], h[np.maximum(pos - 1, 0)]
+                dist = np.minimum(np.abs(day - after), np.abs(day - before))
+            out[valid] = np.minimum(dist, HOLIDAY_HORIZON_DAYS)
+        return pd.Series(out, index=local.index)
+    return getattr(local.dt, part)
+
+
 def load_source(contract: DatasetContract, base: Path | None = None) -> pd.DataFrame:
     """Return every source row in the landed schema (``contract.landed_columns``), sorted by time."""
     df = pd.read_csv(resolve_path(contract.source.path, base), low_memory=False)
@@ -80,7 +116,7 @@ def load_source(contract: DatasetContract, base: Path | None = None) -> pd.DataF
         utc = ts.dt.tz_convert("UTC")
         df[contract.event_time] = utc.dt.strftime("%Y-%m-%dT%H:%M:%SZ").where(utc.notna())
     for name, part in contract.derived_time_features.items():
-        df[name] = getattr(ts.dt, part)
+        df[name] = calendar_part(ts, part)
 
     target = contract.target
     if target.derive_from is not None:

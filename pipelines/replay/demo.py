@@ -14,7 +14,9 @@ SQLite and local files (no server to start by hand):
    the window and, when its policy fires, the training run it requested is executed.
 3. **Summary** — a timeline of events, the split of wall time between task compute and
    orchestration, and an HTML report (``<paths.root>/reports/demo/summary.html``) with the monthly
-   quality of the pipeline's champion against a never-retrained baseline.
+   quality of the pipeline's champion against a never-retrained baseline, and the backtest
+   (:mod:`pipelines.replay.backtest`: never retrain vs monthly gated retrains vs the policy,
+   ``<paths.root>/reports/demo/backtest.json``).
 
 Every DAG runs through ``dag.test()`` (see :mod:`pipelines.replay.orchestration`): the tasks are
 the real ones, but Airflow does not start asset-triggered or ``TriggerDagRunOperator``
@@ -238,10 +240,23 @@ def replay_year(quick: bool = False, rows_per_request: int = 100) -> Replay:
         if conf is not None:
             pending = _train(replay, dags, month, conf)
 
+    _backtest(replay, months[:last])
     path = write_summary(replay, months[:last])
     print_timeline(replay)
     print(f"\nsummary: {path}")
     return replay
+
+
+def _backtest(replay: Replay, months: list[str]) -> None:
+    """The three-strategy backtest on the replayed months (the summary shows its table)."""
+    from pipelines.replay.backtest import default_path, format_table, run_backtest, write
+
+    print("== backtest: never retrain vs monthly (gated) vs the policy", flush=True)
+    t0 = time.perf_counter()
+    doc = run_backtest(replay.settings, months)
+    path = write(doc, default_path(replay.settings))
+    print(format_table(doc), flush=True)
+    replay.note(months[-1], "backtest", f"{path} ({time.perf_counter() - t0:.0f} s)")
 
 
 def print_timeline(replay: Replay) -> None:

@@ -135,6 +135,8 @@ def write_summary(replay: Replay, months: list[str]) -> Path:
     if quality:
         sections.append("<h2>Quality per month</h2>" + _table(quality, list(quality[0])))
 
+    sections.append(backtest_section(settings))
+
     releases = read_events(settings.paths.events, "release")
     rollbacks = read_events(settings.paths.events, "rollback")
     sections.append(
@@ -167,6 +169,69 @@ def write_summary(replay: Replay, months: list[str]) -> Path:
         f"{links}{body}</body></html>"
     )
     return out
+
+
+def backtest_section(settings: Settings) -> str:
+    """The three-strategy backtest (``<reports>/demo/backtest.json``) as a month x strategy table."""
+    import json
+
+    path = settings.paths.reports / "demo" / "backtest.json"
+    head = "<h2>Backtest: never retrain vs monthly (gated) vs the project's policy</h2>"
+    if not path.exists():
+        missing = html.escape(str(path))
+        return head + f"<p>not run: {missing} is missing (python -m pipelines.replay.backtest)</p>"
+    doc = json.loads(path.read_text())
+    strategies = ["never", "monthly", "policy"]
+    by: dict[str, dict[str, Any]] = {}
+    for r in doc["rows"]:
+        by.setdefault(r["month"], {})[r["strategy"]] = r
+    table = [
+        {
+            "month": month,
+            **{s: cells[s]["value"] for s in strategies if s in cells},
+            **{f"{s} model": cells[s]["model"] for s in strategies if s in cells},
+            "monthly after the month": cells.get("monthly", {}).get("after_month", ""),
+            "policy after the month": cells.get("policy", {}).get("after_month", ""),
+        }
+        for month, cells in by.items()
+    ]
+    cols = [
+        "month",
+        *strategies,
+        *(f"{s} model" for s in strategies),
+        "monthly after the month",
+        "policy after the month",
+    ]
+    cfg = doc.get("config", {})
+    intro = (
+        f"<p>{html.escape(doc['metric'])} of the model each strategy serves, on every served month "
+        f"(data: {html.escape(str(doc.get('data')))}; window {html.escape(str(cfg.get('window_strategy')))}, "
+        f"caps {cfg.get('max_retrains_per_period')} per {cfg.get('period_windows')} windows). "
+        "Gains are AUC points (MAE: relative reduction) over never retraining.</p>"
+    )
+    payoff = doc.get("payoff", {})
+    checks = [
+        {"goal": name, "value": c.get("value"), "required": c.get("goal"), "met": c.get("met")}
+        for name, c in (payoff.get("checks") or {}).items()
+    ]
+    verdict = f"<p>Payoff goal met: <b>{payoff.get('met')}</b></p>"
+    summary_cols = [
+        "strategy",
+        "mean",
+        "mean_gain",
+        "worst_month_gain",
+        "retrains",
+        "promotions",
+        "train_cpu_seconds",
+    ]
+    return (
+        head
+        + intro
+        + _table(table, cols)
+        + _table(doc.get("summary", []), summary_cols)
+        + verdict
+        + _table(checks, ["goal", "value", "required", "met"])
+    )
 
 
 def _links(settings: Settings) -> str:

@@ -29,6 +29,8 @@ Public API (this package import stays light; each name is imported on first use)
   ``pyfunc.predict`` returns (n, 2); column 1 is P(positive class), the served prediction.
 * ``resolve_window(settings, window=None|[ids]|N, holdout=None) -> TrainingWindow`` — holdout =
   newest published batch not used in training; window = the N batches before it.
+* ``fit_window`` / ``gate_models`` — train and gate in memory (the replay's backtest): the same
+  pipeline, sample weights, gate measurements and decision, without MLflow.
 * ``run_training``, ``has_new_challenger(Registration)``, ``challenger_event_extra(Registration)``,
   ``load_evaluation(uri, tracking_uri)``.
 
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
         prepare_xy,
         scores_from_pyfunc,
     )
+    from pipelines.training.offline import FittedModel, fit_window, gate_models
     from pipelines.training.steps import challenger_event_extra, has_new_challenger, run_training
     from pipelines.training.tracking import artifact_root, configure_tracking
     from pipelines.training.window import load_window, resolve_window, retrain_window
@@ -71,6 +74,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "CodeVersion": "contracts",
     "EvaluationRef": "contracts",
+    "FittedModel": "offline",
     "GateVerdict": "contracts",
     "Registration": "contracts",
     "TrainedCandidate": "contracts",
@@ -83,6 +87,8 @@ _EXPORTS = {
     "challenger_event_extra": "steps",
     "coerce_features": "features",
     "configure_tracking": "tracking",
+    "fit_window": "offline",
+    "gate_models": "offline",
     "has_new_challenger": "steps",
     "load_evaluation": "evaluate",
     "load_window": "window",
@@ -99,6 +105,7 @@ __getattr__, __dir__ = lazy_api(__name__, _EXPORTS)
 __all__ = [
     "CodeVersion",
     "EvaluationRef",
+    "FittedModel",
     "GateVerdict",
     "Registration",
     "TrainedCandidate",
@@ -111,6 +118,8 @@ __all__ = [
     "challenger_event_extra",
     "coerce_features",
     "configure_tracking",
+    "fit_window",
+    "gate_models",
     "has_new_challenger",
     "load_evaluation",
     "load_window",

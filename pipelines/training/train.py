@@ -19,7 +19,7 @@ from mlflow.data.pandas_dataset import from_pandas
 from mlflow.models import infer_signature
 from threadpoolctl import threadpool_limits
 
-from pipelines.config import Settings
+from pipelines.config import Settings, TrainingConfig
 from pipelines.core.contracts import to_xcom
 from pipelines.core.observability import get_logger, log_context, record_event
 from pipelines.core.registry import client_for
@@ -34,7 +34,7 @@ from pipelines.training.tracking import (
     experiment_id,
     stable_hash,
 )
-from pipelines.training.window import batch_sources, data_fingerprint, load_window
+from pipelines.training.window import batch_sources, data_fingerprint, load_window, recency_weights
 
 log = get_logger(__name__)
 
@@ -148,6 +148,8 @@ def _flat_params(settings: Settings, window: TrainingWindow) -> dict[str, Any]:
         "categorical_encoding": cfg.categorical_encoding,
         "max_categories": cfg.max_categories,
         "threads": cfg.threads,
+        "window_strategy": cfg.window_strategy,
+        "recency_half_life": cfg.recency_half_life,
         "window_batches": ",".join(window.train_batches),
         "holdout_batch": window.holdout_batch,
         "task": settings.dataset.target.task,
@@ -157,6 +159,18 @@ def _flat_params(settings: Settings, window: TrainingWindow) -> dict[str, Any]:
     }
     params.update({f"est.{k}": v for k, v in sorted(cfg.estimator_params.items())})
     return params
+
+
+def fit_model(model: Any, train: PreparedData, cfg: TrainingConfig, row_batches: pd.Series) -> Any:
+    """Fit ``model`` on the prepared rows with the window strategy's sample weights, if any.
+
+    ``row_batches`` is the batch id of each labelled training row, in ``train``'s order
+    (recency weights depend on it; see :func:`pipelines.training.window.recency_weights`).
+    """
+    weights = recency_weights(cfg, row_batches.reset_index(drop=True))
+    if weights is None:
+        return model.fit(train.x, train.y)
+    return model.fit(train.x, train.y, model__sample_weight=weights)
 
 
 def train_candidate(settings: Settings, window: TrainingWindow, reason: str = "") -> TrainedCandidate:
@@ -248,7 +262,8 @@ def train_candidate(settings: Settings, window: TrainingWindow, reason: str = ""
 
         with threadpool_limits(limits=settings.training.threads or None):
             t0 = time.perf_counter()
-            model.fit(train.x, train.y)
+            labelled_batches = train_df.loc[train_df[contract.target.name].notna(), "__batch_id"]
+            fit_model(model, train, settings.training, labelled_batches)
             fit_seconds = time.perf_counter() - t0
             train_scores = predict_scores(model, train.x, task)
         train_metrics = metrics.compute(task, train.y.to_numpy(), train_scores)

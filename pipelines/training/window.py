@@ -1,7 +1,9 @@
 """Whether a run trains, which published batches a candidate is trained on, and which one judges it.
 
 Window policy: the **holdout is the newest published batch not used in training**, and
-the training window is the N published batches before it (``training.window_batches``).
+the training window is the N published batches before it (``training.window_batches``) with
+``training.window_strategy`` sliding, or every published batch before it with ``expanding`` and
+``recency_weighted`` (the latter also weighs each row by its batch's age: :func:`recency_weights`).
 Both candidate and champion are scored on that same holdout, so the comparison is
 fair and fresh (the champion has never seen it either, as long as it was trained
 on older batches). A window can also be given explicitly (a list of batch ids or
@@ -15,9 +17,10 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pandas as pd
 
-from pipelines.config import Settings
+from pipelines.config import Settings, TrainingConfig
 from pipelines.core.registry import challenger_version, champion_version, client_for
 from pipelines.data.validated import list_published, published
 from pipelines.training.contracts import TrainingWindow
@@ -100,7 +103,10 @@ def resolve_window(
                 )
             holdout = newer[-1]
     else:
-        count = settings.training.window_batches if spec is None else spec
+        if holdout is None and available:
+            holdout = available[-1]
+        before_holdout = len([b for b in available if holdout is None or b < holdout])
+        count = window_count(settings.training, before_holdout) if spec is None else spec
         if count < 1:
             raise WindowError(f"window count must be >= 1, got {count}")
         if holdout is None:
@@ -176,4 +182,40 @@ def retrain_window(settings: Settings, up_to: str) -> TrainingWindow | None:
     usable = [b for b in list_published(settings) if parse_window(b, freq, tz).ordinal <= last]
     if len(usable) < 2:
         return None
-    return resolve_window(settings, min(settings.training.window_batches, len(usable) - 1), usable[-1])
+    return resolve_window(settings, window_count(settings.training, len(usable) - 1, young=True), usable[-1])
+
+
+# --------------------------------------------------------------------------- window strategy
+def window_count(cfg: TrainingConfig, before: int, young: bool = False) -> int:
+    """How many of the ``before`` published batches older than the holdout a default window uses.
+
+    sliding: ``training.window_batches``; expanding and recency_weighted: all of them once there
+    are at least ``window_batches`` (fewer would be refused as too small, as sliding does).
+    ``young`` (a retrain requested by monitoring on a short history) trains on what exists
+    instead of refusing.
+    """
+    n = cfg.window_batches
+    if cfg.window_strategy == "sliding":
+        return min(n, before) if young else n
+    return max(before, 1) if young else max(before, n)
+
+
+def select_batches(cfg: TrainingConfig, before: list[str]) -> list[str]:
+    """The default training batches out of ``before`` (published, older than the holdout, sorted)."""
+    count = window_count(cfg, len(before), young=True)
+    return list(before[-count:])
+
+
+def recency_weights(cfg: TrainingConfig, row_batches: pd.Series) -> np.ndarray | None:
+    """Per-row sample weights of the window strategy (None: every row counts the same).
+
+    recency_weighted: ``0.5 ** (age / recency_half_life)`` where ``age`` is how many batches the
+    row's batch is older than the newest training batch, so the newest month weighs 1 and the
+    weights depend only on batch order (never on labels or on the holdout).
+    """
+    if cfg.window_strategy != "recency_weighted":
+        return None
+    order = {b: i for i, b in enumerate(sorted(row_batches.unique()))}
+    newest = len(order) - 1
+    age = row_batches.map(order).to_numpy(dtype="float64")
+    return np.power(0.5, (newest - age) / cfg.recency_half_life)
