@@ -305,3 +305,16 @@ def test_a_suite_the_quality_gate_refuses_is_a_contradiction(
         and "'pressure' is not in the dataset contract" in quality[0].reason
     )
     assert exit_code(findings) == 1
+
+
+@pytest.mark.parametrize(
+    "config",
+    sorted((Path(__file__).resolve().parents[2] / "tests" / "data").glob("*/pipeline.yaml")),
+    ids=lambda p: p.parent.name,
+)
+def test_every_worked_example_passes_the_check_on_every_stage(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLOPS__PATHS__ROOT", str(tmp_path / "var"))
+    lines = stage_lines(check(load_settings(config)))
+    assert [(stage, level) for stage, level, _ in lines if level != "ok"] == [], lines
