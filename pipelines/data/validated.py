@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.config import Settings
+from pipelines.core.period_ids import check_batch_id, check_under
 
 MARKER = "_PUBLISHED.json"
 
@@ -48,7 +49,9 @@ class ValidatedBatch:
 
 
 def validated_dir(settings: Settings, batch_id: str) -> Path:
-    return settings.paths.validated / settings.dataset.name / batch_id
+    """The batch's folder in the store; the id and the path are checked as landing checks them."""
+    bid = check_batch_id(batch_id, settings.dataset.batch_frequency)
+    return check_under(settings.paths.root, settings.paths.validated / settings.dataset.name / bid)
 
 
 def published(settings: Settings, batch_id: str) -> ValidatedBatch | None:

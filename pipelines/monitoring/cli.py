@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import TYPE_CHECKING
 
 from pipelines.config import load_settings
+from pipelines.core.errors import InvalidInputError
+from pipelines.core.period_ids import check_batch_id, check_batch_ids
 
 if TYPE_CHECKING:
     from pipelines.monitoring.contracts import RetrainDecision
@@ -41,6 +44,14 @@ def main(argv: list[str]) -> int:
     from pipelines.monitoring.retrain import decide_retrain
 
     settings = load_settings()
+    try:  # ids become folder names: refused before anything is read or written (one line, exit 2)
+        freq = settings.dataset.batch_frequency
+        if getattr(args, "window", None) is not None:
+            args.window = check_batch_id(args.window, freq)
+        check_batch_ids([b for b in getattr(args, "reference", "").split(",") if b.strip()], freq)
+    except InvalidInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.cmd == "run":
         collected = collect_window(settings, args.window, args.as_of)
         refs = [b for b in args.reference.split(",") if b.strip()] or None

@@ -13,6 +13,8 @@ import json
 from typing import Any
 
 from pipelines.config import REPO_ROOT, load_settings
+from pipelines.core.errors import InvalidInputError
+from pipelines.core.period_ids import check_batch_id, check_batch_ids
 
 
 def _print(obj: Any) -> None:
@@ -62,6 +64,16 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     settings = load_settings()
+    try:  # batch ids from the shell pass the kernel's check first (one line, exit 2)
+        freq = settings.dataset.batch_frequency
+        if getattr(args, "holdout", None):
+            args.holdout = check_batch_id(args.holdout, freq)
+        window = _window(getattr(args, "window", None))
+        if isinstance(window, list):
+            check_batch_ids(window, freq)
+    except InvalidInputError as exc:
+        print(f"optimize {args.cmd}: {exc}")
+        return 2
     try:
         return _run(args, settings)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:

@@ -24,7 +24,8 @@ import pandas as pd
 
 from pipelines.config import Settings
 from pipelines.core.observability import get_logger, log_context, record_event, write_json_atomic
-from pipelines.data.landing import LandedBatch, current_landed
+from pipelines.data.files import LandingError, count_records
+from pipelines.data.landing import LandedBatch, current_landed, sha256_file
 from pipelines.data.validated import published, validated_dir
 from pipelines.quality import store
 from pipelines.quality.errors import BatchRejected, VersionMismatchError
@@ -32,6 +33,7 @@ from pipelines.quality.gx_runner import GxOutcome, render_suite_docs, run_suite,
 from pipelines.quality.paths import GatePaths, gate_paths
 from pipelines.quality.reader import ReadResult, read_landed
 from pipelines.quality.report import build_report, reject_message, render_markdown
+from pipelines.quality.results import STRUCTURAL, Failure
 from pipelines.quality.rows import accepted_frame, attach_samples, quarantine_frame
 from pipelines.quality.suite import SuiteSpec, load_suite, suite_parameters
 from pipelines.quality.verdict import (
@@ -133,7 +135,7 @@ def _validate(
         read.failures,
         gx.failures if gx is not None else (),
         gx.row_positions if gx is not None else {},
-        rows_in=landed.rows if table is None else read.records,  # unreadable: counted as lines
+        rows_in=read.records,  # CSV records the reader found; 0 when the file is not CSV text
         table_rows=None if table is None else len(table),
         row_level_max_share=settings.quality.row_level_max_share,
     )
@@ -248,6 +250,84 @@ def _record(settings: Settings, landed: LandedBatch, report: dict[str, Any]) -> 
             message=reject_message(report),
             report=report["paths"]["report_md"],
         )
+
+
+def refuse_file(
+    settings: Settings, batch_id: str, error: LandingError, *, run_id: str | None = None
+) -> dict[str, Any]:
+    """Report a file refused at the landing door as the gate reports a rejected batch, and quarantine it.
+
+    The door (:mod:`pipelines.data.files`) names why the file never became a table; this writes
+    that named critical failure (``structure:<check>``) in the gate's own report format and place
+    (``reports/quality/<dataset>/<batch>/<sha12 of the refused file>/``), copies the file byte for
+    byte into quarantine (when the file itself is the evidence), records the gate event and the
+    alert, and leaves the batch's current landed and published versions as they were. Returns
+    the report; the caller raises or exits.
+    """
+    contract = settings.dataset
+    with log_context(batch_id=batch_id, run_id=run_id):
+        file = error.file
+        sha = sha256_file(file) if file.is_file() else "0" * 64
+        if error.quarantine_file and not error.rows_in:
+            error.rows_in = count_records(file)  # CSV records; 0 when it is not CSV text
+        landed = LandedBatch(contract.name, batch_id, f"file://{file}", sha, error.rows_in)
+        paths = gate_paths(settings, batch_id, sha)
+        spec = load_suite(settings)
+        failure = Failure(
+            expectation=f"{STRUCTURAL}:{error.check}",
+            type=f"{STRUCTURAL}:{error.check}",
+            severity="critical",
+            message=str(error),
+            why=error.why,
+        )
+        verdict = decide(
+            [failure],
+            (),
+            {},
+            rows_in=error.rows_in,
+            table_rows=None,
+            row_level_max_share=settings.quality.row_level_max_share,
+        )
+        previous = published(settings, batch_id)
+        action = publication(verdict, sha, previous.source_sha256 if previous is not None else None)
+        report = build_report(
+            verdict,
+            dataset=contract.name,
+            landed=landed,
+            suite_name=spec.name,
+            suite_path=spec.path,
+            paths=paths,
+            validated=validated_dir(settings, batch_id),
+            publication=action,
+            published_sha256=previous.source_sha256 if previous is not None else None,
+            run_id=run_id,
+            validated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        report["refused_at_landing"] = {"check": error.check, "file": str(file)}
+        report["paths"]["data_docs"] = None  # the suite never ran: no Data Docs for this file
+        if not error.quarantine_file:
+            report["paths"]["quarantine_rows"] = None
+        staged: list[Path] = []
+        try:
+            staged_reports = store.staging(paths.reports, staged)
+            write_json_atomic(
+                staged_reports / "gx_result.json", {"not_run": f"refused at landing: {error.check}"}
+            )
+            staged_q = store.staging(paths.quarantine, staged)
+            if error.quarantine_file and file.is_file():
+                store.quarantine_file(staged_q, landed)
+            markdown = render_markdown(report)
+            for folder in (staged_reports, staged_q):
+                store.write_report(folder, report, markdown)
+            store.swap_dir(staged_reports, paths.reports)
+            store.swap_dir(staged_q, paths.quarantine)
+        finally:
+            for folder in staged:
+                shutil.rmtree(folder, ignore_errors=True)
+        if action is Publication.WITHDRAW:
+            store.withdraw(settings, batch_id)
+        _record(settings, landed, report)
+        return report
 
 
 def read_report(settings: Settings, batch_id: str, sha256: str | None = None) -> dict[str, Any] | None:

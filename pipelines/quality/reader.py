@@ -24,7 +24,12 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.config import DatasetContract
+from pipelines.data.files import LandingError, count_records, diagnose_columns, inspect
 from pipelines.quality.results import STRUCTURAL, Failure
+
+#: Door checks the reader also names for a landed file (landed directly, not through the door):
+#: the causes that would otherwise surface as a vague encoding or column-list failure.
+_NAMED_BY_DOOR = frozenset({"file_not_compressed", "file_is_text", "csv_delimiter", "header_case"})
 
 _MAX_LINES_QUOTED = 5
 
@@ -68,6 +73,11 @@ def read_landed(path: Path, contract: DatasetContract) -> ReadResult:
                 )
             ],
         )
+    try:
+        diagnose_columns(inspect(path), contract.landed_columns)
+    except LandingError as exc:
+        if exc.check in _NAMED_BY_DOOR:
+            return ReadResult(None, None, count_records(path), [_structural(exc.check, str(exc), exc.why)])
     data = path.read_bytes()
     if not data.strip():
         return ReadResult(

@@ -85,7 +85,8 @@ def reject_message(report: dict[str, Any]) -> str:
         f"batch {report['dataset']}/{report['batch_id']} (sha {report['source_sha256'][:12]}) rejected by "
         f"the quality gate: {len(crit)} critical failure(s): {shown}{more}. "
         f"All {report['rows_quarantined']} rows quarantined in {report['paths']['quarantine']}; "
-        f"report: {report['paths']['report_md']}; data docs: {report['paths']['data_docs']}"
+        f"report: {report['paths']['report_md']}"
+        + (f"; data docs: {report['paths']['data_docs']}" if report["paths"].get("data_docs") else "")
     )
 
 
@@ -134,7 +135,8 @@ def render_markdown(verdict: dict[str, Any]) -> str:
         "",
         f"**{headline}**",
         "",
-        f"- landed file: `{verdict['landed_uri']}` (sha256 `{verdict['source_sha256'][:12]}`)",
+        f"- {'refused' if verdict.get('refused_at_landing') else 'landed'} file: `{verdict['landed_uri']}`"
+        f" (sha256 `{verdict['source_sha256'][:12]}`)",
         f"- rows in: {verdict['rows_in']} = accepted {verdict['rows_accepted']}"
         f" + quarantined {verdict['rows_quarantined']}",
         f"- suite: `{verdict['suite_path']}`; validated at {verdict['validated_at']}"
@@ -152,6 +154,12 @@ def render_markdown(verdict: dict[str, Any]) -> str:
         )
     if verdict.get("unpublished"):
         out.append("- this same file had been published before (under an earlier suite): it is withdrawn")
+    refused = verdict.get("refused_at_landing")
+    if refused:
+        out.append(
+            f"- refused at landing (`structure:{refused['check']}`): `{refused['file']}` never became a"
+            " table, so the suite did not run; the batch's current landed version is unchanged"
+        )
     critical = [f for f in verdict["failures"] if f["severity"] == "critical"]
     rows = [f for f in verdict["failures"] if f["severity"] == "row"]
     if critical:
@@ -164,7 +172,7 @@ def render_markdown(verdict: dict[str, Any]) -> str:
         "## Evidence",
         "",
         f"- GX validation result (JSON): `{paths['gx_result']}`",
-        f"- GX Data Docs (HTML): `{paths['data_docs']}`",
+        *([f"- GX Data Docs (HTML): `{paths['data_docs']}`"] if paths.get("data_docs") else []),
         f"- this report as JSON: `{paths['report_json']}`",
     ]
     if paths.get("quarantine"):
@@ -176,8 +184,14 @@ def render_markdown(verdict: dict[str, Any]) -> str:
             "",
             "## Fix and replay",
             "",
-            "Correct the file (the quarantined rows list their CSV line in `_line` and the rules they",
-            "broke in `_failed_row_rules`), then land it as a new version and re-validate:",
+            *(
+                ["Correct the file (the cause is named above), then land it and re-validate:"]
+                if verdict.get("refused_at_landing")
+                else [
+                    "Correct the file (the quarantined rows list their CSV line in `_line` and the rules",
+                    "they broke in `_failed_row_rules`), then land it as a new version and re-validate:",
+                ]
+            ),
             "",
             "```",
             f"python -m pipelines.cli quality replay --batch-id {verdict['batch_id']} --file corrected.csv",

@@ -18,12 +18,15 @@ from pipelines.config import Settings, load_settings
 from pipelines.core.errors import InvalidInputError, NothingToDoError
 from pipelines.core.metrics import emit_quality_verdict
 from pipelines.core.observability import get_logger, log_context
+from pipelines.core.period_ids import check_batch_id
 from pipelines.core.periods import period_for_interval
+from pipelines.data.files import LandingError
 from pipelines.data.landing import available_batches, land_batch
 from pipelines.data.validated import published
 from pipelines.quality.contracts import BatchVerdict, LandedBatch, PublishedBatch
 from pipelines.quality.errors import BatchRejected, VersionMismatchError
-from pipelines.quality.gate import validate_batch
+from pipelines.quality.gate import refuse_file, validate_batch
+from pipelines.quality.report import reject_message
 
 log = get_logger(__name__)
 
@@ -41,11 +44,12 @@ def resolve_batch_id(
     the zone.
 
     Raises:
-        InvalidInputError: no batch is given nor derivable.
+        InvalidInputError: the given id is not a batch id of the contract (``../x``, ``2013-13``),
+            or no batch is given nor derivable.
         NothingToDoError: the scheduled period has no configured batch (the run is skipped).
     """
-    if requested:
-        return requested.strip()
+    if requested and requested.strip():
+        return check_batch_id(requested, settings.dataset.batch_frequency)
     if interval_start is None or interval_end is None:
         raise InvalidInputError("no batch_id given and the run has no data interval to derive one from")
     contract = settings.dataset
@@ -70,11 +74,22 @@ def land(
     interval_end: datetime | None = None,
     run_id: str | None = None,
 ) -> LandedBatch:
-    """Land the batch (idempotent: identical content is not landed twice)."""
+    """Land the batch (idempotent: identical content is not landed twice).
+
+    Raises:
+        BatchRejected: the source cannot be read as the contract's table, or has no rows for the
+            batch; the named failure is reported and quarantined (final: no retry helps).
+    """
     settings = load_settings()
     batch = resolve_batch_id(settings, batch_id, interval_start, interval_end)
     with log_context(batch_id=batch, run_id=run_id):
-        return land_batch(settings, batch)
+        try:
+            return land_batch(settings, batch)
+        except LandingError as refused:
+            # refused at the door: reported and quarantined like a rejected batch, and as final
+            report = refuse_file(settings, batch, refused, run_id=run_id)
+            emit_quality_verdict(settings, report)
+            raise BatchRejected(reject_message(report), report) from refused
 
 
 def validate(landed: LandedBatch, run_id: str | None = None) -> BatchVerdict:
