@@ -31,7 +31,10 @@ error, ids     Server-made text (error messages can quote the caller's input): e
 =============  =====================================================================================
 
 Every refusal is a :class:`UnstorableError` naming the field, the row and the limit; the gateway
-answers it with a 400 before the model runs.
+answers it with a 400. Over HTTP most of these never get this far: the gateway's input checks
+(:mod:`pipelines.serving.inputs`) already refuse lone surrogates, over-long ids and non-ISO event
+times with a 400 before the model runs; the rules here are the log's own guarantee for every
+writer (error texts quoting the caller, direct writers, replays of a spool).
 """
 
 from __future__ import annotations

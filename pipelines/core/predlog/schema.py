@@ -101,6 +101,10 @@ def engine_for(url: str) -> sa.Engine:
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
     else:
         kwargs["pool_pre_ping"] = True
+        if url.startswith(("postgresql", "postgres")):
+            # A log database host that does not answer (not even with a refusal) must not hang
+            # the gateway's writer thread or a monitoring read for the OS's TCP timeout.
+            kwargs["connect_args"] = {"connect_timeout": 10}
     engine = sa.create_engine(url, **kwargs)
     if url.startswith("sqlite"):
 
