@@ -318,3 +318,38 @@ def test_inspect_reads_a_named_zip_as_the_source_is_shipped(tmp_path: Path) -> N
     found = inspect(path)
     assert found.header == RAW_HEADER.split(",") and found.text is None
     assert count_records(path) == len(RAW_ROWS)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "check"),
+    [
+        ("gzip", gzip.compress(b"flight_id,time_hour\n1,2\n"), "file_not_compressed"),
+        ("semicolon", None, "csv_delimiter"),
+        ("upper", None, "header_case"),
+    ],
+)
+def test_the_gates_reader_names_the_same_causes_for_a_file_landed_directly(
+    isolated_settings, tmp_path: Path, name: str, content: bytes | None, check: str
+) -> None:
+    """``land_file`` lands bytes as given (the corruption corpus does): the gate names the cause too."""
+    from pipelines.quality.reader import read_landed
+
+    cols = isolated_settings.dataset.landed_columns
+    if content is None:
+        header = [c.upper() if c == "origin" else c for c in cols] if name == "upper" else cols
+        sep = ";" if name == "semicolon" else ","
+        content = (sep.join(header) + "\n" + sep.join("1" * len(cols)) + "\n").encode()
+    read = read_landed(_write(tmp_path, f"{name}.csv", content), isolated_settings.dataset)
+    assert read.frame is None
+    assert [f.expectation for f in read.failures] == [f"structure:{check}"]
+    assert read.records == (0 if check == "file_not_compressed" else 1)
+
+
+def test_a_replayed_file_named_as_compressed_is_read_through(isolated_settings, tmp_path: Path) -> None:
+    gz = _write(tmp_path, "fixed.csv.gz", gzip.compress(_raw_csv().encode()))
+    plain = _write(tmp_path, "fixed.csv", _raw_csv())
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    from_gz = prepare_file(isolated_settings, BATCH, gz, tmp_path / "a")
+    from_plain = prepare_file(isolated_settings, BATCH, plain, tmp_path / "b")
+    assert from_gz.layout == RAW_LAYOUT and from_gz.path.read_bytes() == from_plain.path.read_bytes()
