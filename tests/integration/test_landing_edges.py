@@ -156,3 +156,23 @@ def test_replay_help_says_which_layouts_it_takes(capsys) -> None:
         cli.main(["replay", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "raw source layout" in text and "landed layout" in text and "any order" in text
+
+
+def test_a_scheduled_run_reports_a_bad_source_under_its_periods_batch(
+    raw_january: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No configured batch list: the batches come from the source, which is refused; still reported."""
+    from datetime import UTC, datetime
+
+    from pipelines.quality import BatchRejected
+    from pipelines.quality.steps import land
+
+    file, _, _ = _bad_sources(raw_january, tmp_path)["upper_case_headers"]
+    monkeypatch.setenv("MLOPS__DATASET__BATCHES", "[]")
+    settings = _source_settings(monkeypatch, tmp_path, file)
+    assert settings.dataset.batches == []
+    start, end = datetime(2013, 1, 1, 5, tzinfo=UTC), datetime(2013, 2, 1, 5, tzinfo=UTC)
+    with pytest.raises(BatchRejected, match="header case differs"):
+        land(None, start, end, run_id="scheduled")
+    report = json.loads(gate_paths(settings, BATCH, sha256_file(file)).report_json.read_text())
+    assert report["failed_expectations"] == ["structure:header_case"] and report["rows_in"] == 300
