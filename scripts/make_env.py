@@ -95,6 +95,7 @@ SECRETS: dict[str, tuple[Callable[[], str], str]] = {
     "MLFLOW_AUTH_ADMIN_PASSWORD": (_password, "MLflow UI / API admin user (basic-auth)"),
     "MLFLOW_FLASK_SERVER_SECRET_KEY": (_long_secret, "MLflow basic-auth session / CSRF key"),
     "MLOPS_GATEWAY_ADMIN_TOKEN": (_long_secret, "serving gateway admin endpoints (canary, rollback)"),
+    "MLOPS_LABELS_TOKEN": (_long_secret, "serving gateway label writes (POST /labels)"),
     "EVIDENTLY_SECRET": (_long_secret, "Evidently UI write operations"),
     "PROMETHEUS_ADMIN_PASSWORD": (_password, "Prometheus web UI / API login (user admin, basic auth)"),
 }

@@ -21,6 +21,25 @@ class ServingConfig(Section):
     )
     max_rows: int = Field(default=5000, ge=1, description="Largest accepted payload, in rows.")
     max_body_bytes: int = Field(default=5_000_000, ge=1)
+    labels_max_records: int = Field(
+        default=10_000, ge=1, description="Most label records accepted in one POST /labels."
+    )
+    labels_allow_unauthenticated: bool = Field(
+        default=False,
+        description="Development only: accept POST /labels without a token when MLOPS_LABELS_TOKEN "
+        "is unset. Default (fail closed): without a configured token /labels answers 503.",
+    )
+    label_classes: list[float] = Field(
+        default_factory=list,
+        description="Label values /labels accepts for a classification target. Empty: {0, 1} for "
+        "a threshold-derived (binary) target, else any non-negative integer. Regression targets "
+        "accept any finite number.",
+    )
+    max_id_chars: int = Field(
+        default=256,
+        ge=1,
+        description="Longest entity id (and event time text) accepted by /invocations and /labels.",
+    )
     non_null_features: list[str] = Field(
         default_factory=list,
         description="Features that may never be null/NaN in a request (others are imputed by the "

@@ -23,6 +23,8 @@ from typing import Any
 import structlog
 from structlog.contextvars import bound_contextvars, get_contextvars
 
+from pipelines.core.redact import redact, redact_text
+
 
 class StepLogger:
     """A structlog logger that always merges the bound context into the event."""
@@ -31,7 +33,8 @@ class StepLogger:
         self._log = structlog.get_logger(name)
 
     def _emit(self, level: str, event: str, **kw: Any) -> None:
-        getattr(self._log, level)(event, **{**get_contextvars(), **kw})
+        # The one redaction rule (pipelines.core.redact): no URL password or secret in any line.
+        getattr(self._log, level)(redact_text(event), **redact({**get_contextvars(), **kw}))
 
     def debug(self, event: str, **kw: Any) -> None:
         self._emit("debug", event, **kw)
@@ -64,7 +67,7 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON via a temp file and rename, so readers never see half a record."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    tmp.write_text(redact_text(json.dumps(redact(obj), indent=2, sort_keys=True, default=str)))
     tmp.replace(path)
 
 

@@ -184,6 +184,8 @@ def replay_year(quick: bool = False, rows_per_request: int = 100) -> Replay:
     # The embedded gateway's admin API needs a token; a fresh random one per demo run, held only
     # in this process's environment (inherited by the gateway it starts), never written down.
     os.environ.setdefault("MLOPS_GATEWAY_ADMIN_TOKEN", secrets.token_urlsafe(32))
+    # Label feedback has its own token (the gateway refuses label writes without one).
+    os.environ.setdefault("MLOPS_LABELS_TOKEN", secrets.token_urlsafe(32))
     settings = load_settings()
     _config_check(settings)
     from pipelines.replay.orchestration import configure_embedded_airflow, init_metadata_db, load_dags

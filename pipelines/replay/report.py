@@ -17,6 +17,7 @@ from typing import Any
 
 from pipelines.config import REPO_ROOT, Settings
 from pipelines.core.observability import read_events
+from pipelines.core.redact import redact_text
 from pipelines.replay.records import Replay
 
 
@@ -161,12 +162,16 @@ def write_summary(replay: Replay, months: list[str]) -> Path:
     sections.append("<h2>Timeline</h2>" + _table(replay.timeline, ["month", "event", "detail"]))
     links = _links(settings)
     body = "\n".join(sections)
+    # The one redaction rule (pipelines.core.redact): the page names URLs and may quote errors.
     out.write_text(
-        "<!doctype html><html><head><meta charset='utf-8'><title>MLOps replay summary</title>"
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}</style>"
-        f"</head><body><h1>Replay of {html.escape(months[0])} to {html.escape(months[-1])}</h1>"
-        f"{links}{body}</body></html>"
+        redact_text(
+            "<!doctype html><html><head><meta charset='utf-8'><title>MLOps replay summary</title>"
+            "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+            "table{border-collapse:collapse;font-size:13px}"
+            "td,th{border:1px solid #ccc;padding:3px 6px}</style>"
+            f"</head><body><h1>Replay of {html.escape(months[0])} to {html.escape(months[-1])}</h1>"
+            f"{links}{body}</body></html>"
+        )
     )
     return out
 
@@ -246,7 +251,8 @@ def _links(settings: Settings) -> str:
     workspace = settings.paths.monitoring / "workspace"
     items.append(f"Evidently workspace: <code>evidently ui --workspace {html.escape(str(workspace))}</code>")
     items.append(
-        f"MLflow UI: <code>mlflow ui --backend-store-uri {html.escape(settings.tracking_uri)}</code>"
+        "MLflow UI: <code>mlflow ui --backend-store-uri "
+        f"{html.escape(redact_text(settings.tracking_uri))}</code>"
     )
     return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 

@@ -33,15 +33,34 @@ def admin_token() -> str | None:
     return secret.get_secret_value() if secret is not None else None
 
 
+def labels_token() -> str | None:
+    """The label write path's own token (``MLOPS_LABELS_TOKEN``), or None."""
+    secret = load_secrets().labels_token
+    return secret.get_secret_value() if secret is not None else None
+
+
+def labels_headers() -> dict[str, str]:
+    """Headers of a ``POST /labels`` call: the labels token when one is configured."""
+    token = labels_token()
+    return {"authorization": f"Bearer {token}"} if token else {}
+
+
 class GatewayClient:
-    def __init__(self, base_url: str, token: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        timeout: float = 60.0,
+        labels_token: str | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token
+        self._labels_token = labels_token
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
 
     @classmethod
     def for_settings(cls, settings: Settings, base_url: str) -> GatewayClient:
-        return cls(base_url, admin_token())
+        return cls(base_url, admin_token(), labels_token=labels_token())
 
     def close(self) -> None:
         self._http.close()
@@ -86,7 +105,10 @@ class GatewayClient:
         return dict(self._check(resp, "/invocations")), resp.headers
 
     def post_labels(self, labels: list[dict[str, Any]]) -> int:
-        return int(self._check(self._http.post("/labels", json={"labels": labels}), "/labels")["recorded"])
+        token = self._labels_token or labels_token()
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        resp = self._http.post("/labels", json={"labels": labels}, headers=headers)
+        return int(self._check(resp, "/labels")["recorded"])
 
     # ------------------------------------------------------------------ admin
     def _admin(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:

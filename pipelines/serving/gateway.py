@@ -45,6 +45,7 @@ from pipelines.core.predlog import (
     request_id_text,
     utc_now_iso,
 )
+from pipelines.core.redact import redact_text
 from pipelines.core.registry import CHAMPION, alias_version_number
 from pipelines.serving.inputs import BadInputError, Table, Validated, parse_body, validate
 from pipelines.serving.metrics import GatewayMetrics
@@ -245,7 +246,7 @@ class Gateway:
         except UnstorableError as exc:
             raise BadInputError(exc.message) from None
         offload = len(body) > INLINE_MAX_BYTES
-        table = await _run(offload, parse_body, body, self.settings.serving.max_rows, champion.column_names)
+        table = await _run(offload, self._parse, body, champion.column_names)
         ids = table.column(self._id_col)
         times = table.column(self._time_col)
         if key is None and ids:
@@ -282,6 +283,17 @@ class Gateway:
             await asyncio.wrap_future(spooled)
         except SpoolError as exc:
             raise UnavailableError(f"the prediction log cannot take this request: {exc}") from exc
+
+    def _parse(self, body: bytes, positional_columns: list[str]) -> Table:
+        cfg = self.settings.serving
+        return parse_body(
+            body,
+            cfg.max_rows,
+            positional_columns,
+            id_column=self._id_col,
+            time_column=self._time_col,
+            max_id_chars=cfg.max_id_chars,
+        )
 
     def _validate(self, model: ServedModel, table: Table) -> Validated:
         return validate(
@@ -399,7 +411,7 @@ class Gateway:
                 "pid": os.getpid(),
                 "started_at": self.started_at,
                 "state_file": str(self.store.path) if self.store else None,
-                "prediction_log": self.writer.url if self.writer else None,
+                "prediction_log": redact_text(self.writer.url) if self.writer else None,
             },
         }
 

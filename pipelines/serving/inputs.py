@@ -12,13 +12,24 @@ names the column (and row) and the problem; nothing in here may raise anything
 else for any body, so a caller can never turn bad input into a 500. Checks work
 per column on the whole batch (``set(map(type, values))``), which keeps a
 100-row payload at tens of microseconds instead of a Python loop per value.
+
+Cost is bounded before it is spent: :func:`read_limited` refuses a body over the byte limit
+or holding more JSON containers (rows) than the row limit *while it is being read*, so a
+megabyte of empty rows never reaches the JSON parser; numbers JSON can spell but a model
+cannot take (``Infinity``, ``1e309``, a 400-digit integer) are parsed into an
+:class:`Unrepresentable` marker instead of a float or a huge int, and refused with the column
+and row that held them; strings holding lone surrogates (which no database can store) are
+refused likewise.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import re
+import unicodedata
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -83,22 +94,229 @@ class Validated:
         return pd.DataFrame(dict(zip(self.columns, self.arrays, strict=True)), copy=False)
 
 
-def _reject_constant(token: str) -> float:
+# --------------------------------------------------------------------------- reading
+JSON_MEDIA = "application/json"
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+# Largest integer literal kept as an int (int64 has 19 digits); longer ones are never a valid
+# feature and cost quadratic time to convert.
+_MAX_INT_DIGITS = 19
+
+
+def check_media_type(header: str | None, allowed: tuple[str, ...] = (JSON_MEDIA,)) -> None:
+    """Exactly one of ``allowed`` (parameters aside; a charset must be UTF-8), else 415."""
+    if not header:
+        raise BadInputError(f"missing Content-Type: send {' or '.join(allowed)}", status_code=415)
+    media, _, params = header.partition(";")
+    media = media.strip().lower()
+    if media not in allowed:
+        shown = header if len(header) <= 100 else header[:100] + "..."
+        raise BadInputError(
+            f"unsupported content type {shown!r}: send {' or '.join(allowed)}", status_code=415
+        )
+    for param in params.split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise BadInputError(f"unsupported charset {value.strip()!r}: send UTF-8", status_code=415)
+
+
+def count_containers(buf: bytes) -> int:
+    """JSON arrays and objects opened in ``buf`` (brackets inside strings excluded).
+
+    A row is one array or object, so this bounds the rows of a (possibly partial) body without
+    parsing it; an unterminated string at the end is excluded too.
+    """
+    stripped = _STRINGS.sub(b"", buf)
+    quote = stripped.find(b'"')
+    if quote >= 0:
+        stripped = stripped[:quote]
+    return stripped.count(b"[") + stripped.count(b"{")
+
+
+async def read_limited(
+    stream: AsyncIterator[bytes],
+    *,
+    declared_length: str | None,
+    max_bytes: int,
+    max_containers: int,
+    limit_name: str,
+    bytes_name: str = "serving.max_body_bytes",
+) -> bytes:
+    """Read a request body, refusing it (413) as soon as it is too large or holds too many rows.
+
+    ``declared_length`` (the Content-Length header) is checked before reading anything; the
+    container count is checked while reading, on the bytes received so far, so a body of a
+    million empty rows is refused after the first ``max_containers`` of them arrive.
+    """
+    if declared_length is not None:
+        if not declared_length.strip().isdigit():
+            raise BadInputError(f"invalid Content-Length {declared_length[:40]!r}")
+        if int(declared_length) > max_bytes:
+            raise BadInputError(
+                f"body of {int(declared_length)} bytes exceeds the limit of {max_bytes} bytes ({bytes_name})",
+                status_code=413,
+            )
+    chunks: list[bytes] = []
+    size = raw = 0
+    next_check = max_containers
+    async for chunk in stream:
+        size += len(chunk)
+        if size > max_bytes:
+            raise BadInputError(
+                f"body exceeds the limit of {max_bytes} bytes ({bytes_name})", status_code=413
+            )
+        chunks.append(chunk)
+        raw += chunk.count(b"[") + chunk.count(b"{")
+        if raw > next_check:  # brackets in strings inflate `raw`: count exactly, rarely
+            buf = b"".join(chunks)
+            chunks = [buf]
+            if count_containers(buf) > max_containers:
+                raise BadInputError(
+                    f"body holds more than {max_containers} JSON rows/objects ({limit_name}): refused "
+                    f"after {size} bytes, split it",
+                    status_code=413,
+                )
+            next_check = raw * 2
+    return b"".join(chunks)
+
+
+class Unrepresentable:
+    """A JSON number no column can take (non-finite or beyond 64 bits); refused with its place."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    def __repr__(self) -> str:
+        return f"<{self.why}>"
+
+
+def _parse_int(text: str) -> int | Unrepresentable:
+    digits = len(text.lstrip("-"))
+    if digits > _MAX_INT_DIGITS:
+        return Unrepresentable(f"a {digits}-digit integer literal (beyond the 64-bit range)")
+    return int(text)
+
+
+def _parse_float(text: str) -> float | Unrepresentable:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        return Unrepresentable(f"number {text[:30]} overflows a 64-bit float")
+    return value
+
+
+def _parse_constant(token: str) -> float | Unrepresentable:
     if token == "NaN":
-        return math.nan
-    raise BadInputError(f"malformed JSON: {token} is not a number JSON allows (infinite values are refused)")
+        return float("nan")  # MLflow's protocol sends NaN for a missing value
+    return Unrepresentable(f"{token} (infinite values are refused)")
 
 
-def parse_body(body: bytes, max_rows: int, positional_columns: list[str]) -> Table:
+def loads(body: bytes | str) -> Any:
+    """``json.loads`` with numbers no model can take parsed as :class:`Unrepresentable`."""
+    try:
+        return json.loads(
+            body, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant
+        )
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise BadInputError(f"malformed JSON: {exc}") from None
+    except ValueError as exc:  # e.g. a float literal Python cannot convert
+        raise BadInputError(f"malformed JSON number: {str(exc)[:100]}") from None
+
+
+def text_problem(value: str, max_chars: int | None = None) -> str | None:
+    """Why ``value`` cannot be stored as an id or key (None when it can)."""
+    if max_chars is not None and len(value) > max_chars:
+        return f"{len(value)} characters (the limit is {max_chars})"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "a lone surrogate (not valid Unicode)"
+    if max_chars is not None and any(unicodedata.category(ch) == "Cc" for ch in value):
+        return "a control character"
+    return None
+
+
+def _check_strings(name: str, values: list[Any]) -> None:
+    texts = [v for v in values if type(v) is str]
+    if not texts:
+        return
+    try:
+        "".join(texts).encode("utf-8")
+    except UnicodeEncodeError:
+        i = next(i for i, v in enumerate(values) if type(v) is str and text_problem(v) is not None)
+        raise BadInputError(f"column {name!r}: a lone surrogate (not valid Unicode) in row {i}") from None
+
+
+def check_values(table: Table, *, id_column: str, time_column: str, max_id_chars: int) -> None:
+    """Refuse what no column may hold, and ids/event times the prediction log cannot key on.
+
+    Every column: no :class:`Unrepresentable` number, no lone surrogate. The id column: strings
+    or integers, bounded, printable. The event-time column: ISO-8601 strings (or null).
+    """
+    for name, values in zip(table.columns, table.values, strict=True):
+        kinds = set(map(type, values))
+        if Unrepresentable in kinds:
+            i = next(i for i, v in enumerate(values) if type(v) is Unrepresentable)
+            raise BadInputError(f"column {name!r}: {values[i].why} in row {i}")
+        if str in kinds:
+            _check_strings(name, values)
+        if name == id_column:
+            _check_ids(name, values, kinds, max_id_chars)
+        elif name == time_column:
+            _check_times(name, values, kinds, max_id_chars)
+
+
+def _check_ids(name: str, values: list[Any], kinds: set[type], max_chars: int) -> None:
+    if not kinds <= {str, int, _NONE}:
+        i, v = _first_bad(values, {str, int, _NONE})
+        raise BadInputError(
+            f"column {name!r} (the entity id): expected a string or integer, got {_describe(v)} in row {i}"
+        )
+    for i, v in enumerate(values):
+        if type(v) is str:
+            problem = text_problem(v, max_chars)
+            if problem:
+                raise BadInputError(f"column {name!r} (the entity id): {problem} in row {i}")
+
+
+def _check_times(name: str, values: list[Any], kinds: set[type], max_chars: int) -> None:
+    if not kinds <= {str, _NONE}:
+        i, v = _first_bad(values, {str, _NONE})
+        raise BadInputError(
+            f"column {name!r} (the event time): expected an ISO-8601 string, got {_describe(v)} in row {i}"
+        )
+    for text in {v for v in values if v is not None}:
+        problem = iso_problem(text, max_chars)
+        if problem:
+            i = values.index(text)
+            raise BadInputError(f"column {name!r} (the event time): {problem} in row {i}")
+
+
+def iso_problem(text: str, max_chars: int) -> str | None:
+    """Why ``text`` is not an ISO-8601 timestamp the log can order (None when it is)."""
+    if len(text) > max_chars:
+        return f"{len(text)} characters (the limit is {max_chars})"
+    stripped = text.strip()
+    try:
+        datetime.fromisoformat(stripped.replace(" ", "T", 1) if "T" not in stripped else stripped)
+    except ValueError:
+        return f"{json.dumps(text[:40])} is not an ISO-8601 timestamp"
+    return None
+
+
+def parse_body(
+    body: bytes,
+    max_rows: int,
+    positional_columns: list[str],
+    *,
+    id_column: str = "",
+    time_column: str = "",
+    max_id_chars: int = 256,
+) -> Table:
     """Parse a scoring request body into a :class:`Table` (raises BadInputError)."""
     if not body or not body.strip():
         raise BadInputError("empty request body: send a JSON object with one of " + ", ".join(FORMATS))
-    try:
-        payload = json.loads(body, parse_constant=_reject_constant)
-    except BadInputError:
-        raise
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise BadInputError(f"malformed JSON: {exc}") from None
+    payload = loads(body)
     if not isinstance(payload, dict):
         raise BadInputError(f"the body must be a JSON object with one of {', '.join(FORMATS)}")
     keys = [k for k in FORMATS if k in payload]
@@ -122,6 +340,7 @@ def parse_body(body: bytes, max_rows: int, positional_columns: list[str]) -> Tab
             f"payload has {table.n_rows} rows; the limit is {max_rows} (serving.max_rows): split it",
             status_code=413,
         )
+    check_values(table, id_column=id_column, time_column=time_column, max_id_chars=max_id_chars)
     return table
 
 
@@ -202,6 +421,8 @@ def _first_bad(values: list[Any], allowed: set[type]) -> tuple[int, Any]:
 
 
 def _describe(v: Any) -> str:
+    if isinstance(v, Unrepresentable):
+        return v.why
     text = json.dumps(v) if isinstance(v, (str, int, float, bool, type(None))) else type(v).__name__
     return f"{type(v).__name__ if v is not None else 'null'} {text[:40]}"
 

@@ -31,6 +31,7 @@ import pandas as pd
 from pipelines.config import Settings
 from pipelines.core.errors import PipelineError
 from pipelines.core.observability import get_logger
+from pipelines.core.redact import redact_text
 from pipelines.core.registry import client_for
 from pipelines.serving.batching import MicroBatcher
 
@@ -183,7 +184,9 @@ def load_served_model(settings: Settings, version: str | int) -> ServedModel:
         # source (models:/m-...) inside download_artifacts falls back to the global registry URI.
         location = client.get_model_version_download_uri(name, version)
     except Exception as exc:
-        raise ModelLoadError(f"{name} version {version} not found in {settings.tracking_uri}: {exc}") from exc
+        raise ModelLoadError(
+            f"{name} version {version} not found in {redact_text(settings.tracking_uri)}: {exc}"
+        ) from exc
     # A private copy: the artifact store may be read-only, shared or remote.
     workdir = Path(tempfile.mkdtemp(prefix=f"mlops-model-v{version}-"))
     try:

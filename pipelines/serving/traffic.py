@@ -29,6 +29,7 @@ import pandas as pd
 from pipelines.config import Settings
 from pipelines.core.observability import get_logger, write_json_atomic
 from pipelines.data.validated import list_published, load_batches, published
+from pipelines.serving.client import labels_headers
 
 log = get_logger(__name__)
 
@@ -139,6 +140,7 @@ async def _replay(
     t_start = time.perf_counter()
     deadline = t_start + timeout_s
     limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
+    label_auth = labels_headers()
     async with httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as client:
 
         async def worker() -> None:
@@ -179,7 +181,7 @@ async def _replay(
             for k in range(0, len(ready), 1000):
                 chunk = ready[k : k + 1000]
                 try:
-                    resp = await client.post("/labels", json={"labels": chunk})
+                    resp = await client.post("/labels", json={"labels": chunk}, headers=label_auth)
                     resp.raise_for_status()
                     sent_labels += len(chunk)
                 except httpx.HTTPError as exc:

@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 from pipelines.config import Settings, TrainingConfig
 from pipelines.core.contracts import to_xcom
 from pipelines.core.observability import get_logger, log_context, record_event
+from pipelines.core.redact import redact
 from pipelines.core.registry import client_for
 from pipelines.training import metrics
 from pipelines.training.contracts import TrainedCandidate, TrainingWindow
@@ -245,14 +246,16 @@ def train_candidate(settings: Settings, window: TrainingWindow, reason: str = ""
                 "data.holdout_batch": window.holdout_batch,
                 "data.train_fingerprint": train_fp,
                 "data.holdout_fingerprint": holdout_fp,
-                "data.sources": str(batch_sources(settings, [*window.train_batches, window.holdout_batch])),
+                "data.sources": redact(
+                    str(batch_sources(settings, [*window.train_batches, window.holdout_batch]))
+                ),
                 "code.git_sha": code.git_sha,
                 "code.source_hash": code.source_hash,
                 "config_hash": cfg_hash,
                 "mlflow.source.git.commit": code.git_sha.removesuffix("-dirty"),
             }
         )
-        mlflow.log_params(_flat_params(settings, window))
+        mlflow.log_params(redact(_flat_params(settings, window)))
         _log_dataset(
             train_df.drop(columns="__batch_id"), settings, list(window.train_batches), train_fp, "training"
         )

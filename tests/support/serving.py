@@ -11,6 +11,7 @@ cannot see each other's traffic, while sharing the one registry.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 TOKEN = "test-admin-token"
+LABELS_TOKEN = "test-labels-token"
 _WORLD: dict[str, Any] = {}
 
 
@@ -103,18 +105,28 @@ def build_world(session_root: Path, settings: Any, published: list[dict[str, Any
     return world
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 @contextmanager
 def module_env(world: World, root: Path, port: int, **extra: str) -> Iterator[None]:
     """Environment of one test module: its own runtime root, the shared registry, test-speed canary knobs."""
     root.mkdir(parents=True, exist_ok=True)
-    link = root / "validated"
-    if not link.exists():
-        link.symlink_to(world.validated, target_is_directory=True)
+    validated = root / "validated"
+    if not validated.exists():
+        # A hard-linked copy, not a symlink: paths that resolve outside the runtime root are
+        # refused (pipelines.core.period_ids.check_under), and hard links cost no copy.
+        shutil.copytree(world.validated, validated, copy_function=_link_or_copy)
     env = {
         "MLOPS__PATHS__ROOT": str(root),
         "MLOPS__MLFLOW__TRACKING_URI": world.tracking_uri,
         "MLOPS__MLFLOW__EXPERIMENT": "serving-tests",
         "MLOPS_GATEWAY_ADMIN_TOKEN": TOKEN,
+        "MLOPS_LABELS_TOKEN": LABELS_TOKEN,
         "MLOPS__SERVING__PORT": str(port),
         "MLOPS__SERVING__LOG_FLUSH_MS": "50",
         "MLOPS__CANARY__MIN_REQUESTS": "60",
@@ -143,7 +155,7 @@ def gateway(settings: Any) -> Any:
     """An admin client of the module's gateway (started if it is not running)."""
     from pipelines.serving import GatewayClient, ensure_gateway
 
-    return GatewayClient(ensure_gateway(settings), TOKEN)
+    return GatewayClient(ensure_gateway(settings), TOKEN, labels_token=LABELS_TOKEN)
 
 
 def _aliases(settings: Any) -> tuple[Any, dict[str, str]]:

@@ -31,12 +31,14 @@ from pipelines.core.predlog.queries import (
     feature_column,
     features_frame,
     logged_features,
+    read_label_audit,
     read_labelled,
     read_labels,
     read_predictions,
     record_labels,
 )
 from pipelines.core.predlog.schema import (
+    LABEL_AUDIT,
     LABELS,
     METADATA,
     PREDICTION_COLUMNS,
@@ -52,6 +54,7 @@ from pipelines.core.predlog.writer import LoggedRequest, PredictionLogWriter, Wr
 __all__ = [
     "LABELLED_COLUMNS",
     "LABELS",
+    "LABEL_AUDIT",
     "MAX_ENTITY_ID_CHARS",
     "METADATA",
     "PREDICTIONS",
@@ -70,6 +73,7 @@ __all__ = [
     "features_frame",
     "log_url",
     "logged_features",
+    "read_label_audit",
     "read_labelled",
     "read_labels",
     "read_predictions",

@@ -17,12 +17,14 @@ import sqlalchemy as sa
 from pipelines.config import Settings
 from pipelines.core.observability import get_logger
 from pipelines.core.predlog.schema import (
+    LABEL_AUDIT,
     LABELS,
     PREDICTION_COLUMNS,
     PREDICTIONS,
     engine_for,
     log_url,
     to_utc_iso,
+    utc_now_iso,
 )
 
 log = get_logger(__name__)
@@ -127,11 +129,14 @@ def record_labels(
     labels: pd.DataFrame | Iterable[Mapping[str, Any]],
     *,
     url: str | None = None,
+    audit: Mapping[str, str | None] | None = None,
 ) -> int:
     """Upsert labels keyed by entity id (re-sending a label replaces it: idempotent).
 
     Each record needs ``entity_id`` and ``label``; ``event_time`` and ``available_at``
-    are optional ISO timestamps. Returns the number of records written.
+    are optional ISO timestamps. Returns the number of records written. With ``audit``
+    (``actor`` and ``request_id``), each written label also gets a ``label_audit`` row with
+    the value it replaced, in the same transaction: no label changes without its record.
     """
     records: list[Mapping[str, Any]] = (
         [{str(k): v for k, v in r.items()} for r in labels.to_dict("records")]
@@ -159,6 +164,8 @@ def record_labels(
     # Last write wins within one call, like it does across calls.
     dedup = list({row["entity_id"]: row for row in rows}.values())
     with engine.begin() as conn:
+        if audit is not None:
+            conn.execute(LABEL_AUDIT.insert(), _audit_rows(conn, dedup, audit))
         dialect = engine.dialect.name
         if dialect in ("sqlite", "postgresql"):
             from sqlalchemy.dialects import postgresql, sqlite
@@ -173,6 +180,43 @@ def record_labels(
             conn.execute(LABELS.delete().where(LABELS.c.entity_id.in_([r["entity_id"] for r in dedup])))
             conn.execute(LABELS.insert(), dedup)
     return len(dedup)
+
+
+def _audit_rows(
+    conn: sa.Connection, rows: list[dict[str, Any]], audit: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The audit rows of ``rows`` (read before the upsert, so ``previous_label`` is what it replaced)."""
+    previous: dict[str, float | None] = {}
+    ids = [r["entity_id"] for r in rows]
+    for k in range(0, len(ids), 500):  # bounded IN lists (SQLite's variable limit)
+        q = sa.select(LABELS.c.entity_id, LABELS.c.label).where(LABELS.c.entity_id.in_(ids[k : k + 500]))
+        previous.update({str(e): lab for e, lab in conn.execute(q)})
+    ts = utc_now_iso()
+    return [
+        {
+            "ts": ts,
+            "actor": str(audit.get("actor") or "unknown"),
+            "request_id": audit.get("request_id"),
+            "entity_id": r["entity_id"],
+            "label": r["label"],
+            "previous_label": previous.get(r["entity_id"]),
+            "event_time": r["event_time"],
+            "available_at": r["available_at"],
+        }
+        for r in rows
+    ]
+
+
+def read_label_audit(
+    settings: Settings, *, entity_id: str | None = None, url: str | None = None
+) -> pd.DataFrame:
+    """The label audit trail (oldest first), optionally for one entity."""
+    q = sa.select(LABEL_AUDIT).order_by(LABEL_AUDIT.c.id)
+    if entity_id is not None:
+        q = q.where(LABEL_AUDIT.c.entity_id == entity_id)
+    with engine_for(url or log_url(settings)).connect() as conn:
+        df = _frame(conn.execute(q))
+    return df if not df.empty else pd.DataFrame(columns=[c.name for c in LABEL_AUDIT.columns])
 
 
 def read_labels(

@@ -50,6 +50,23 @@ LABELS = sa.Table(
     sa.Column("event_time", sa.Text),
     sa.Column("available_at", sa.Text),
 )
+# Who changed which label, when, from what to what: one row per label written through an
+# authenticated write path (the gateway's POST /labels). ``actor`` is the token's identity (a
+# fingerprint, never the token); ``previous_label`` is NULL for a first write.
+LABEL_AUDIT = sa.Table(
+    "label_audit",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("request_id", sa.Text),
+    sa.Column("entity_id", sa.Text, nullable=False),
+    sa.Column("label", sa.Float),
+    sa.Column("previous_label", sa.Float),
+    sa.Column("event_time", sa.Text),
+    sa.Column("available_at", sa.Text),
+    sa.Index("ix_label_audit_entity", "entity_id"),
+)
 PREDICTION_COLUMNS = [c.name for c in PREDICTIONS.columns]
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from pipelines.config import REPO_ROOT, Settings
 from pipelines.core.observability import read_events
+from pipelines.core.redact import redact_text
 from pipelines.optimize.scorecard.airflow_db import airflow_runs
 from pipelines.optimize.scorecard.metrics import KINDS, LINEAGE_TAGS, Events, parse_time
 from pipelines.optimize.scorecard.readiness import (
@@ -84,7 +85,11 @@ def registry_versions(settings: Settings) -> dict[str, Any]:
         if versions:
             aliases = dict(client.get_registered_model(settings.mlflow.registered_model).aliases)
     except Exception as exc:
-        return {"error": f"registry unavailable ({settings.tracking_uri}): {type(exc).__name__}: {exc}"[:400]}
+        return {
+            "error": redact_text(
+                f"registry unavailable ({settings.tracking_uri}): {type(exc).__name__}: {exc}"
+            )[:400]
+        }
     out: dict[str, Any] = {}
     for mv in versions:
         tags = dict(mv.tags or {})

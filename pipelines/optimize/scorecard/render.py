@@ -15,6 +15,7 @@ from typing import Any
 
 from pipelines.config import Settings
 from pipelines.core.observability import get_logger, write_json_atomic
+from pipelines.core.redact import redact_text
 from pipelines.optimize.scorecard.metrics import parse_time
 
 log = get_logger(__name__)
@@ -231,7 +232,7 @@ def write_scorecard_html(settings: Settings, card: dict[str, Any]) -> Path:
     r = card["readiness"]
     path = out_dir / "index.html"
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(doc, encoding="utf-8")
+    tmp.write_text(redact_text(doc), encoding="utf-8")
     tmp.replace(path)
     log.info("scorecard written", path=str(path), readiness=f"{r['passed']}/{r['total']}")
     return path
