@@ -370,13 +370,19 @@ def raising_gateway(world: Any, session_root: Path) -> Iterator[tuple[Any, int]]
 
 
 def test_injected_faults_reach_the_webhook_through_prometheus_and_alertmanager(
-    raising_gateway: tuple[Any, int], receiver: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    raising_gateway: tuple[Any, int],
+    receiver: Any,
+    settings: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ok, why = _engine()
     if not ok:
         pytest.skip(why)
+    session_settings = settings  # its root holds the session's validated batches (the request rows)
     settings, gw_port = raising_gateway
     stack = MiniStack(tmp_path, gw_port, receiver.url)
+    http = httpx.Client(base_url=f"http://127.0.0.1:{gw_port}", timeout=30)
     try:
         _wait("Prometheus to answer", lambda: _ready(stack), 90, stack)
         assert stack.prometheus("/api/v1/targets", auth=False).status_code == 401  # basic auth on
@@ -384,20 +390,22 @@ def test_injected_faults_reach_the_webhook_through_prometheus_and_alertmanager(
         # Fault 1: every prediction fails (the champion raises) -> the fast error-budget burn.
         from pipelines.serving.traffic import batch_requests, newest_batch
 
-        records, _ = batch_requests(settings, newest_batch(settings))
-        body = json.dumps(records[:20]).encode()
-        with httpx.Client(base_url=f"http://127.0.0.1:{gw_port}", timeout=30) as http:
-            statuses = {
-                http.post(
-                    "/invocations", content=body, headers={"content-type": "application/json"}
-                ).status_code
-                for _ in range(30)
-            }
+        records, _ = batch_requests(session_settings, newest_batch(session_settings))
+        body = json.dumps({"dataframe_records": records[:20]}).encode()
+        statuses: list[int] = []
+        json_type = {"content-type": "application/json"}
+
+        def send_traffic() -> None:
+            # Steady failing traffic: rate() only sees errors counted after the first scrape.
+            for _ in range(5):
+                statuses.append(http.post("/invocations", content=body, headers=json_type).status_code)
+
+        send_traffic()
         assert statuses and all(s >= 500 for s in statuses), statuses
 
         # Fault 2: a batch the real quality gate rejects -> its pushed metric and DataBatchRejected.
         monkeypatch.setenv("MLOPS__OBSERVABILITY__PUSHGATEWAY_URL", f"http://127.0.0.1:{stack.pg}")
-        rejected = _reject_a_batch(tmp_path)
+        rejected = _reject_a_batch(tmp_path, monkeypatch)
 
         def metric_seen() -> bool:
             query = f'mlops_quality_batch_status{{status="rejected",batch="{rejected}"}} == 1'
@@ -412,6 +420,7 @@ def test_injected_faults_reach_the_webhook_through_prometheus_and_alertmanager(
         _wait("the rejected batch's metric in Prometheus", metric_seen, 60, stack)
 
         def alerts_received() -> set[str]:
+            send_traffic()
             names = set()
             for post in receiver.posts:
                 for alert in post["body"].get("alerts", []):
@@ -431,7 +440,9 @@ def test_injected_faults_reach_the_webhook_through_prometheus_and_alertmanager(
         assert batch_alerts[0]["labels"]["batch"] == rejected
         assert batch_alerts[0]["labels"]["dataset"] == settings.dataset.name
         assert receiver.posts[0]["body"]["version"] == "4"  # Alertmanager's webhook payload
+        assert all(s >= 500 for s in statuses), set(statuses)
     finally:
+        http.close()
         stack.close()
 
 
@@ -445,16 +456,23 @@ def _ready(stack: MiniStack) -> bool:
         return False
 
 
-def _reject_a_batch(tmp_path: Path) -> str:
-    """Land a file without the contract's columns as a batch and run the real validate step."""
+def _reject_a_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Land a file without the contract's columns as a batch and run the real validate step.
+
+    In a runtime root of its own: the gateway's root links the session's validated store, which
+    the gate refuses to look into (a path leaving the root).
+    """
     from pipelines.config import load_settings
+
+    monkeypatch.setenv("MLOPS__PATHS__ROOT", str(tmp_path / "quality-root"))
     from pipelines.data.landing import land_file
     from pipelines.quality import BatchRejected
     from pipelines.quality.steps import validate
 
     settings = load_settings()
     batch = "2013-03"
-    broken = tmp_path / "broken.csv"
+    broken = settings.paths.root / "incoming" / "broken.csv"  # landing reads only under the root
+    broken.parent.mkdir(parents=True, exist_ok=True)
     broken.write_text("not_a_column,nor_this\n1,2\n3,4\n")
     landed = land_file(settings, batch, broken, origin="observability test")
     with pytest.raises(BatchRejected):
