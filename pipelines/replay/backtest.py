@@ -350,6 +350,12 @@ class Backtest:
                         "after_month": "",
                     }
                 )
+            print(
+                f"  backtest {month}: "
+                + ", ".join(f"{r['strategy']} {r['value']:.4f} ({r['model']})" for r in rows[-3:]),
+                file=sys.stderr,
+                flush=True,
+            )
             if i == len(served) - 1:
                 break  # a model trained after the last month would serve nothing
             ordinal = n + 1 + i
