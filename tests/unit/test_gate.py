@@ -260,6 +260,7 @@ CASES = [
 ]
 
 
+@pytest.mark.decisions
 @pytest.mark.parametrize(("case", "doc", "passed", "failed", "quoted"), CASES, ids=[c[0] for c in CASES])
 def test_gate_decision_table(
     case: str, doc: dict, passed: bool, failed: list[str], quoted: str | None
@@ -283,6 +284,7 @@ def test_gate_decision_table(
     assert ("relative" in kinds) is (doc["champion"] is not None)
 
 
+@pytest.mark.decisions
 def test_holm_controls_the_family_not_each_slice() -> None:
     """A slice whose own p-value is below alpha still passes once the family is accounted for."""
     # harm p = Phi((d + 0.03) / 0.01) = 0.03 for d = -0.03 - 1.881 * 0.01
@@ -295,6 +297,7 @@ def test_holm_controls_the_family_not_each_slice() -> None:
     assert verdict.passed, verdict.failures
 
 
+@pytest.mark.decisions
 def test_criterion_tags_carry_the_evidence_within_mlflow_limits() -> None:
     from pipelines.core.registry import MAX_TAG_CHARS
     from pipelines.training.evaluate import criterion_tags
