@@ -43,14 +43,12 @@ WINDOWS = [
 ]
 CHAMPION_SEED = 42
 #: The gate before issue 12: fixed tolerances on point estimates (config of that time).
-POINT_GATE = {
-    "max_regression": 0.01,
-    "slice_tolerance": 0.03,
-    "behavioural": {
-        "temperature_1F_invariance": 0.02,
-        "heavier_rain_not_less_late": 0.005,
-        "lower_visibility_not_less_late": 0.005,
-    },
+POINT_MAX_REGRESSION = 0.01
+POINT_SLICE_TOLERANCE = 0.03
+POINT_BEHAVIOURAL = {
+    "temperature_1F_invariance": 0.02,
+    "heavier_rain_not_less_late": 0.005,
+    "lower_visibility_not_less_late": 0.005,
 }
 
 
@@ -59,15 +57,14 @@ def point_gate_rejects(document: dict[str, Any]) -> list[str]:
     behavioural rules; the absolute bar is unchanged and left out)."""
     failed = []
     comp = (document.get("champion") or {}).get("comparison") or {}
-    if comp and comp["improvement"] < -POINT_GATE["max_regression"]:
+    if comp and comp["improvement"] < -POINT_MAX_REGRESSION:
         failed.append("relative")
     for s in document.get("slices") or []:
         c = s.get("comparison")
-        if s.get("gated") and c and c["improvement"] < -POINT_GATE["slice_tolerance"]:
+        if s.get("gated") and c and c["improvement"] < -POINT_SLICE_TOLERANCE:
             failed.append(f"slice:{s['column']}={s['value']}")
-    tolerances: dict[str, float] = POINT_GATE["behavioural"]  # type: ignore[assignment]
     for b in document.get("behavioural") or []:
-        tol = tolerances.get(b["name"])
+        tol = POINT_BEHAVIOURAL.get(b["name"])
         if tol is None:
             continue
         bad = b["mean_abs_shift"] > tol if b.get("kind") == "invariance" else b["mean_shift"] < -tol
@@ -77,9 +74,23 @@ def point_gate_rejects(document: dict[str, Any]) -> list[str]:
 
 
 def measure(quick: bool) -> dict[str, float]:
-    """Run the gate on equal retrains and on the bad-challenger corpus; return the figures."""
+    """Run the gate on equal retrains and on the bad-challenger corpus; return the figures.
+
+    Works in its own throwaway runtime root; the caller's ``MLOPS__PATHS__ROOT`` is restored after.
+    """
+    previous = os.environ.get("MLOPS__PATHS__ROOT")
     root = Path(tempfile.mkdtemp(prefix="bench-decisions-gate-"))
     os.environ["MLOPS__PATHS__ROOT"] = str(root / "var")
+    try:
+        return _measure(quick, root)
+    finally:
+        if previous is None:
+            os.environ.pop("MLOPS__PATHS__ROOT", None)
+        else:
+            os.environ["MLOPS__PATHS__ROOT"] = previous
+
+
+def _measure(quick: bool, root: Path) -> dict[str, float]:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import logging
