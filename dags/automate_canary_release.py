@@ -13,9 +13,10 @@ gateway to the last good champion), `reason` (text recorded with a rollback).
 pre_rollout_check (the candidate in a *fresh* serving instance — the Docker image when
 `serving.docker_image` is set, else a subprocess — queried with the newest validated batch)
 → traffic_steps (canary weight per step, each held ≥ `canary.step_window_s` and
-≥ `canary.min_requests` canary requests, judged on errors, p99 latency, prediction shift and
-labelled quality; failed → weight 0 at once; inconclusive → hold, fail safe at
-`canary.step_timeout_s`) → promote (`@champion` moved with audit tags, then the served
+≥ `canary.min_requests` canary requests, judged on errors, p99 latency and paired labelled
+quality, a prediction shift being a warning; failed → weight 0 at once; inconclusive → hold;
+quality still undecided when no more labels come → `canary.quality_undecided`; anything else
+fails safe at `canary.step_timeout_s`) → promote (`@champion` moved with audit tags, then the served
 version is asserted on the live gateway).
 
 With no champion yet (bootstrap) the candidate is promoted after the pre-rollout check alone.

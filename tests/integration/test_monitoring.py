@@ -19,7 +19,15 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from support.monitoring import HOLDOUT, MonitoringEnv, build_env, move_to_window, resample, serve
+from support.monitoring import (
+    HOLDOUT,
+    MonitoringEnv,
+    build_env,
+    move_to_window,
+    resample,
+    serve,
+    stable_windows,
+)
 
 from pipelines.core.observability import read_events, record_event
 
@@ -56,50 +64,14 @@ def run_window(settings: Any, window: str, **kw: Any) -> tuple[dict[str, Any], d
 def test_stable_windows_false_positive_rate(env: MonitoringEnv) -> None:
     """20 resamples of the holdout month: drift checks fire in <= 1 window, no retrain at all.
 
-    The holdout month (2013-03) is what the champion was validated on: its prediction and
-    performance references are that month itself; features are compared with the training
-    window (Jan-Feb), whose natural month-to-month variation is part of "stable".
+    The windows are built and judged by ``support.monitoring.stable_windows`` (shared with
+    ``benchmarks/decisions_canary.py``, which reports the same rate as ``policy_false_alarm_rate``).
     """
-    from pipelines.monitoring.evidence import WindowResult
-    from pipelines.monitoring.monitor import evaluate_frames
-    from pipelines.monitoring.policy import PolicyHistory, decide
-    from pipelines.monitoring.records import window_of
-    from pipelines.monitoring.reference import reference_frame, resolve_reference
-
-    settings = env.scenario("fpr")
-    ref = resolve_reference(settings)
-    assert ref.model_version == env.version and ref.batches == ["2013-01", "2013-02"]
-    reference = reference_frame(settings, ref)  # scored by the registered model, loaded from MLflow
-    assert reference["prediction"].notna().sum() > 10_000
-
-    contract, cfg = settings.dataset, settings.monitoring
-    history = PolicyHistory()
-    violations, actions, aucs = [], [], []
-    for i in range(20):
-        wid = f"2015-{(i % 12) + 1:02d}" if i < 12 else f"2016-{(i % 12) + 1:02d}"
-        frame = resample(env.months[HOLDOUT], seed=100 + i, share=0.5)
-        served = frame[contract.features.all].assign(prediction=env.scores(frame), model_version=env.version)
-        labelled = pd.DataFrame(
-            {
-                "entity_id": frame[contract.id.column],
-                "prediction": served["prediction"],
-                "label": frame[contract.target.name],
-            }
-        )
-        window = window_of(settings, wid)
-        result = WindowResult(wid, window.ordinal, window.end, "ok", model_version=env.version)
-        evaluate_frames(settings, window, result, served, labelled, ref, reference, quality=False)
-        d = decide(history, result, cfg)
-        history = PolicyHistory((*history.windows, d.as_past()))
-        assert d.action != "no_decision", d.reasons  # every check was evaluated
-        violations.append(d.violated)
-        actions.append(d.action)
-        assert result.performance is not None and result.performance.value is not None
-        aucs.append(result.performance.value)
-    fpr = sum(bool(v) for v in violations) / len(violations)
-    print(f"stable windows: violation rate {fpr:.2f} over 20; AUC {min(aucs):.3f}..{max(aucs):.3f}")
-    assert fpr <= 1 / 20
-    assert "retrain" not in actions
+    run = stable_windows(env, 20)
+    aucs = run.aucs
+    print(f"stable windows: violation rate {run.violation_rate:.2f}; AUC {min(aucs):.3f}..{max(aucs):.3f}")
+    assert run.violation_rate <= 1 / 20
+    assert "retrain" not in run.actions
     # the figures are real measurements, not constants: resamples differ
     assert len({round(a, 6) for a in aucs}) > 10
 

@@ -243,3 +243,69 @@ def serve(
 def resample(frame: pd.DataFrame, seed: int, share: float = 0.6) -> pd.DataFrame:
     """A random subset of the month's rows (without replacement: entity ids stay unique)."""
     return frame.sample(frac=share, random_state=seed).sort_index()
+
+
+@dataclass(frozen=True)
+class StableRun:
+    """The retrain policy's decisions on resampled windows of the month the champion was validated on."""
+
+    violations: list[bool]
+    actions: list[str]
+    aucs: list[float]
+
+    @property
+    def violation_rate(self) -> float:
+        """Windows where any check fired: a false alarm, nothing changed."""
+        return sum(self.violations) / len(self.violations)
+
+    @property
+    def retrain_rate(self) -> float:
+        return sum(a == "retrain" for a in self.actions) / len(self.actions)
+
+
+def stable_windows(env: MonitoringEnv, n: int = 20, scenario: str = "fpr") -> StableRun:
+    """``n`` resamples (half the rows each) of the holdout month judged as consecutive windows.
+
+    The holdout month (2013-03) is what the champion was validated on: its prediction and
+    performance references are that month itself; features are compared with the training
+    window (Jan-Feb), whose natural month-to-month variation is part of "stable". The windows
+    are judged by the monitoring component's own ``evaluate_frames`` and ``decide`` (the policy
+    with its history), as the monitoring DAG would; the test and the decision benchmark share it.
+    """
+    from pipelines.monitoring.evidence import WindowResult
+    from pipelines.monitoring.monitor import evaluate_frames
+    from pipelines.monitoring.policy import PolicyHistory, decide
+    from pipelines.monitoring.records import window_of
+    from pipelines.monitoring.reference import reference_frame, resolve_reference
+
+    settings = env.scenario(scenario)
+    ref = resolve_reference(settings)
+    assert ref.model_version == env.version and ref.batches == TRAIN
+    reference = reference_frame(settings, ref)  # scored by the registered model, loaded from MLflow
+    assert reference["prediction"].notna().sum() > 10_000
+
+    contract, cfg = settings.dataset, settings.monitoring
+    history = PolicyHistory()
+    violations, actions, aucs = [], [], []
+    for i in range(n):
+        wid = f"{2015 + i // 12}-{(i % 12) + 1:02d}"
+        frame = resample(env.months[HOLDOUT], seed=100 + i, share=0.5)
+        served = frame[contract.features.all].assign(prediction=env.scores(frame), model_version=env.version)
+        labelled = pd.DataFrame(
+            {
+                "entity_id": frame[contract.id.column],
+                "prediction": served["prediction"],
+                "label": frame[contract.target.name],
+            }
+        )
+        window = window_of(settings, wid)
+        result = WindowResult(wid, window.ordinal, window.end, "ok", model_version=env.version)
+        evaluate_frames(settings, window, result, served, labelled, ref, reference, quality=False)
+        d = decide(history, result, cfg)
+        history = PolicyHistory((*history.windows, d.as_past()))
+        assert d.action != "no_decision", d.reasons  # every check was evaluated
+        violations.append(bool(d.violated))
+        actions.append(d.action)
+        assert result.performance is not None and result.performance.value is not None
+        aucs.append(result.performance.value)
+    return StableRun(violations, actions, aucs)
