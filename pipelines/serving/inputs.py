@@ -25,6 +25,7 @@ refused likewise.
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from collections.abc import AsyncIterator
@@ -212,15 +213,52 @@ def _parse_constant(token: str) -> float | Unrepresentable:
 
 
 def loads(body: bytes | str) -> Any:
-    """``json.loads`` with numbers no model can take parsed as :class:`Unrepresentable`."""
+    """``json.loads``; ``NaN``/``Infinity`` literals and numbers Python cannot convert are parsed.
+
+    The fast path is the C parser (numbers as floats and ints: ``1e309`` becomes ``inf`` and a
+    400-digit literal a big int, both refused later by :func:`number_problem` with their
+    column); only a body with an integer literal beyond Python's conversion limit (4,300
+    digits) is parsed again with per-number hooks, which turn such literals into
+    :class:`Unrepresentable` markers (twice the parse cost, for bad input only).
+    """
     try:
-        return json.loads(
-            body, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant
-        )
+        try:
+            return json.loads(body, parse_constant=_parse_constant)
+        except ValueError as exc:
+            if isinstance(exc, json.JSONDecodeError):
+                raise
+            return json.loads(
+                body, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant
+            )
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise BadInputError(f"malformed JSON: {exc}") from None
-    except ValueError as exc:  # e.g. a float literal Python cannot convert
+    except ValueError as exc:  # a literal even the hooks cannot convert
         raise BadInputError(f"malformed JSON number: {str(exc)[:100]}") from None
+
+
+_INT64 = 2**63
+
+
+def number_problem(value: Any) -> str | None:
+    """Why a parsed JSON number cannot be taken (None for anything else, NaN included)."""
+    kind = type(value)
+    if kind is float:
+        if value in (math.inf, -math.inf):
+            return "a number beyond the 64-bit float range (e.g. 1e309)"
+    elif kind is int:
+        if not -_INT64 <= value < _INT64:
+            return f"a {len(str(abs(value)))}-digit integer literal (beyond the 64-bit range)"
+    elif kind is Unrepresentable:
+        return str(value.why)
+    return None
+
+
+def _bad_number(values: list[Any]) -> tuple[int, str] | None:
+    for i, v in enumerate(values):
+        problem = number_problem(v) if type(v) is not str else None
+        if problem:
+            return i, problem
+    return None
 
 
 def text_problem(value: str, max_chars: int | None = None) -> str | None:
@@ -255,9 +293,10 @@ def check_values(table: Table, *, id_column: str, time_column: str, max_id_chars
     """
     for name, values in zip(table.columns, table.values, strict=True):
         kinds = set(map(type, values))
-        if Unrepresentable in kinds:
-            i = next(i for i, v in enumerate(values) if type(v) is Unrepresentable)
-            raise BadInputError(f"column {name!r}: {values[i].why} in row {i}")
+        if kinds & {float, int, Unrepresentable}:
+            bad = _bad_number(values)
+            if bad is not None:
+                raise BadInputError(f"column {name!r}: {bad[1]} in row {bad[0]}")
         if str in kinds:
             _check_strings(name, values)
         if name == id_column:
@@ -272,6 +311,12 @@ def _check_ids(name: str, values: list[Any], kinds: set[type], max_chars: int) -
         raise BadInputError(
             f"column {name!r} (the entity id): expected a string or integer, got {_describe(v)} in row {i}"
         )
+    texts = [v for v in values if type(v) is str]
+    if not texts:
+        return
+    # Fast path (C speed): all printable (no control character, no surrogate) and short enough.
+    if max(map(len, texts)) <= max_chars and "".join(texts).isprintable():
+        return
     for i, v in enumerate(values):
         if type(v) is str:
             problem = text_problem(v, max_chars)

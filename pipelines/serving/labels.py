@@ -24,7 +24,14 @@ import math
 from typing import Any
 
 from pipelines.config import Settings
-from pipelines.serving.inputs import BadInputError, Unrepresentable, iso_problem, loads, text_problem
+from pipelines.serving.inputs import (
+    BadInputError,
+    Unrepresentable,
+    iso_problem,
+    loads,
+    number_problem,
+    text_problem,
+)
 
 FIELDS = ("entity_id", "label", "event_time", "available_at")
 
@@ -89,8 +96,9 @@ def _record(
     if problem:
         raise BadInputError(f"{where}.entity_id: {problem}")
     label = r.get("label")
-    if isinstance(label, Unrepresentable):
-        raise BadInputError(f"{where}.label: {label.why}; expected {expected}")
+    problem = number_problem(label)
+    if problem:
+        raise BadInputError(f"{where}.label: {problem}; expected {expected}")
     if isinstance(label, bool) or not isinstance(label, (int, float)):
         raise BadInputError(f"{where}.label: expected {expected}, got {_kind(label)}")
     value = float(label)
