@@ -167,12 +167,13 @@ def six_batches(isolated_settings):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     ("window", "holdout", "train", "held"),
     [
-        (None, None, ["2013-03", "2013-04", "2013-05"], "2013-06"),  # default: last 3 before newest
+        # default (training.window_strategy expanding): every batch before the newest
+        (None, None, ["2013-01", "2013-02", "2013-03", "2013-04", "2013-05"], "2013-06"),
         (2, None, ["2013-04", "2013-05"], "2013-06"),
         ("2", "2013-04", ["2013-02", "2013-03"], "2013-04"),
         (["2013-01", "2013-02", "2013-03"], None, ["2013-01", "2013-02", "2013-03"], "2013-06"),
         ("2013-02,2013-01", "2013-03", ["2013-01", "2013-02"], "2013-03"),
-        ("", None, ["2013-03", "2013-04", "2013-05"], "2013-06"),
+        ("", None, ["2013-01", "2013-02", "2013-03", "2013-04", "2013-05"], "2013-06"),
     ],
 )
 def test_window_policy(six_batches, window, holdout, train, held) -> None:  # type: ignore[no-untyped-def]
