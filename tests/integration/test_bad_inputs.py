@@ -947,3 +947,31 @@ def test_openapi_fuzz_never_gets_a_5xx(fuzz_gateway: tuple[GatewayProcess, Any])
     assert operations >= 13 and FUZZ_STATS["cases"] >= 100
     assert not failures, "\n".join(failures[:20])
     assert gw.http.get("/ping").status_code == 200
+
+
+# --------------------------------------------------------------------------- label writes: fail closed
+@pytest.mark.parametrize("dev_open", [False, True], ids=["closed_without_token", "explicit_dev_opening"])
+def test_labels_without_a_configured_token_fail_closed_unless_opened_for_development(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dev_open: bool
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from pipelines.config import load_settings
+    from pipelines.core.predlog import read_label_audit
+    from pipelines.serving.app import create_app
+
+    monkeypatch.setenv("MLOPS__PATHS__ROOT", str(tmp_path))
+    monkeypatch.setenv("MLOPS__SERVING__LABELS_ALLOW_UNAUTHENTICATED", str(dev_open).lower())
+    settings = load_settings()
+    app = create_app(settings, admin_token=TOKEN, labels_token=None, use_env_token=False)
+    with TestClient(app) as client:
+        resp = client.post("/labels", content=label(entity="dev-1", value=0), headers=JSON_CT)
+        if not dev_open:
+            assert resp.status_code == 503 and "MLOPS_LABELS_TOKEN is not set" in resp.json()["message"]
+            assert read_label_audit(settings).empty
+            return
+        assert resp.status_code == 200, resp.text
+        # Opened, but never unchecked: the value rules still hold.
+        assert client.post("/labels", content=label(value=7.5), headers=JSON_CT).status_code == 400
+    audit = read_label_audit(settings)
+    assert audit["actor"].tolist() == ["unauthenticated (serving.labels_allow_unauthenticated)"]
