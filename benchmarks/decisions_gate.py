@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -76,7 +77,8 @@ def point_gate_rejects(document: dict[str, Any]) -> list[str]:
 def measure(quick: bool) -> dict[str, float]:
     """Run the gate on equal retrains and on the bad-challenger corpus; return the figures.
 
-    Works in its own throwaway runtime root; the caller's ``MLOPS__PATHS__ROOT`` is restored after.
+    Works in its own throwaway runtime root (removed after, unless ``MLOPS_KEEP_BENCH_ROOT=1``); the
+    caller's ``MLOPS__PATHS__ROOT`` is restored after.
     """
     previous = os.environ.get("MLOPS__PATHS__ROOT")
     root = Path(tempfile.mkdtemp(prefix="bench-decisions-gate-"))
@@ -84,6 +86,8 @@ def measure(quick: bool) -> dict[str, float]:
     try:
         return _measure(quick, root)
     finally:
+        if not os.environ.get("MLOPS_KEEP_BENCH_ROOT"):
+            shutil.rmtree(root, ignore_errors=True)
         if previous is None:
             os.environ.pop("MLOPS__PATHS__ROOT", None)
         else:
