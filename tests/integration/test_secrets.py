@@ -8,7 +8,8 @@ path fails and logs, the case that leaked the DSN 53 times in 10 s). Then the su
 * a real gateway process: ``/version``, ``/health``, ``/metrics``, ``/admin/state``, an admin
   error, scoring (whose log writes fail), a label write (refused: the database is down), and a
   clean stop (what it could not write is reported);
-* the CLI: ``mlops serving status``, ``mlops config check``;
+* the CLI: ``mlops serving status``, ``mlops serving traffic`` (requests and label feedback
+  with the labels token), ``mlops config check``;
 * the reports: ``mlops optimize scorecard`` (text and HTML) and a JSON event record.
 
 The test fails if any secret string appears in any HTTP answer, any line the processes printed,
@@ -128,9 +129,17 @@ def test_no_secret_in_any_answer_line_or_file(stack: tuple[GatewayProcess, Any, 
 
     # The CLI and the reports, in this environment.
     out.append(_cli("serving", "status"))
+    traffic = _cli("serving", "traffic", "--requests", "20", "--label-delay-s", "0")
+    assert "(exit 0)" in traffic, traffic[-2000:]
+    out.append(traffic)
     out.append(_cli("config", "check"))
     out.append(_cli("optimize", "scorecard"))
-    surfaces += ["mlops serving status", "mlops config check", "mlops optimize scorecard"]
+    surfaces += [
+        "mlops serving status",
+        "mlops serving traffic",
+        "mlops config check",
+        "mlops optimize scorecard",
+    ]
     record_event(
         settings.paths.events,
         "secret_probe",
