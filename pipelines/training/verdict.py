@@ -138,8 +138,9 @@ def _absolute(task: str, gate: GateConfig, cand: dict[str, float], primary_se: A
         assert value is not None
         ok = value >= bound if spec.higher_is_better else value <= bound
         se = primary_se if metric == primary and _finite(primary_se) else None
-        # Informational p: how likely the true value is on the wrong side of the bar (one-sided).
-        # The bar itself is a floor on the measured value: first models have nothing else.
+        # Informational p, read like every other criterion's: one-sided evidence that the *true*
+        # value is on the wrong side of the bar (small p = it surely is). The decision stays the
+        # measured value against the bar: a fixed floor, and all a first model is judged by.
         p = None
         interval = None
         if se is not None:
