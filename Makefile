@@ -60,7 +60,7 @@ unit: venv  ## the unit tier: tests/unit (pure functions on inline data, < 60 s)
 	$(VENV)/bin/pytest -q tests/unit
 
 integration: venv  ## the integration tier: tests/integration (real DAG runs, GX/MLflow/Evidently on real months)
-	$(VENV)/bin/pytest -q tests/integration
+	$(VENV)/bin/pytest -q --durations=15 tests/integration
 
 test: venv lint typecheck lint-imports unit integration  ## ruff, mypy, lint-imports, then the unit and integration tiers (not the compose e2e: `make e2e`)
 

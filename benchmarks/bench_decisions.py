@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="fewer seeds and repetitions (< ~10 min)")
     args = parser.parse_args(argv)
+    import structlog
+
+    # The pipeline's logs go to stderr: stdout carries only the name=value lines.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     for name, measure in (("gate", decisions_gate.measure), ("canary", decisions_canary.measure)):
         t0 = time.perf_counter()
         figures = measure(args.quick)
