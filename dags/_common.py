@@ -56,19 +56,18 @@ def first_batch_start(contract: dict[str, Any]) -> pendulum.DateTime:
     With ``catchup=False`` the scheduler only ever creates the latest due run, so the start date
     only has to be no later than the data; taking the first batch's start keeps it honest.
     """
-    import re
+    from contextlib import suppress
     from datetime import date
+
+    from pipelines.core.period_ids import period_start
 
     tz = str(contract.get("event_timezone") or "UTC")
     batches = [str(b) for b in contract.get("batches") or []]
-    first = batches[0] if batches else ""
     day = date(2000, 1, 1)
-    if m := re.fullmatch(r"(\d{4})-(\d{2})", first):
-        day = date(int(m[1]), int(m[2]), 1)
-    elif m := re.fullmatch(r"(\d{4})-W(\d{2})", first):
-        day = date.fromisocalendar(int(m[1]), int(m[2]), 1)
-    elif m := re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", first):
-        day = date(int(m[1]), int(m[2]), int(m[3]))
+    # A malformed first batch is not a parse error: the steps refuse it at run time, with its reason.
+    with suppress(ValueError):
+        if batches:
+            day = period_start(batches[0], str(contract.get("batch_frequency") or "month"))
     return pendulum.datetime(day.year, day.month, day.day, tz=tz)
 
 

@@ -34,15 +34,19 @@ def _echo(value: object) -> str:
     return text if len(text) <= _ECHO else text[: _ECHO - 4] + "...'"
 
 
+def _start(m: re.Match[str], frequency: str) -> date:
+    """First day of a well-shaped id's period; ``ValueError`` when no such period exists."""
+    if frequency == "month":
+        return date(int(m[1]), int(m[2]), 1)
+    if frequency == "week":
+        return date.fromisocalendar(int(m[1]), int(m[2]), 1)
+    return date(int(m[1]), int(m[2]), int(m[3]))
+
+
 def _in_calendar(m: re.Match[str], frequency: str) -> bool:
     """Whether a well-shaped id names a real period (month 13, week 54, Feb 30 do not exist)."""
     try:
-        if frequency == "month":
-            date(int(m[1]), int(m[2]), 1)
-        elif frequency == "week":
-            date.fromisocalendar(int(m[1]), int(m[2]), 1)
-        else:
-            date(int(m[1]), int(m[2]), int(m[3]))
+        _start(m, frequency)
     except ValueError:
         return False
     return True
@@ -68,6 +72,17 @@ def check_batch_id(batch_id: str, frequency: str) -> str:
     if not _in_calendar(m, frequency):
         raise InvalidInputError(f"batch id {_echo(batch_id)} is not a real {frequency} (no such period)")
     return bid
+
+
+def period_start(batch_id: str, frequency: str) -> date:
+    """First day of a batch period (the id checked first): where a period DAG's schedule starts.
+
+    Pandas-free like the rest of this module, so DAG files can call it at parse time.
+    """
+    bid = check_batch_id(batch_id, frequency)
+    m = _SHAPES[frequency].match(bid)
+    assert m is not None  # check_batch_id matched the same shape
+    return _start(m, frequency)
 
 
 def check_batch_ids(batch_ids: Iterable[str], frequency: str) -> list[str]:
