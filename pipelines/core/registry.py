@@ -86,6 +86,18 @@ def list_versions(settings: Settings, client: MlflowClient | None = None) -> lis
     return sorted(found, key=lambda mv: int(mv.version))
 
 
+def version_location(settings: Settings, version: str | int, client: MlflowClient | None = None) -> str:
+    """Where a registered version's artefacts live, resolved against the configured registry.
+
+    Load models from this location, never from ``models:/<name>/<version>``: MLflow resolves a
+    ``models:/`` URI against the process-global registry URI, i.e. whichever store the last
+    ``mlflow.set_registry_uri`` in this process pointed at (another test's, another DAG's), and
+    then loads the wrong model or fails with "Registered Model ... not found".
+    """
+    client = client or client_for(settings)
+    return str(client.get_model_version_download_uri(settings.mlflow.registered_model, str(version)))
+
+
 def tag_text(value: Any) -> str:
     """A tag value as text within MLflow's limit (non-strings as sorted JSON)."""
     text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)

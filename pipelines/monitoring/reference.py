@@ -197,10 +197,11 @@ def mlflow_scorer(settings: Settings, model_version: str) -> Scorer:
     """The served score of a registered version (P(positive) / predicted value)."""
     import mlflow
 
+    from pipelines.core.registry import version_location
     from pipelines.training import scores_from_pyfunc
 
     mlflow.set_tracking_uri(settings.tracking_uri)
-    model = mlflow.pyfunc.load_model(f"models:/{settings.mlflow.registered_model}/{model_version}")
+    model = mlflow.pyfunc.load_model(version_location(settings, model_version))
     task = settings.dataset.target.task
     return lambda features: scores_from_pyfunc(model.predict(features), task)
 

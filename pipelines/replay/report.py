@@ -31,17 +31,18 @@ def monthly_quality(settings: Settings, champions: dict[str, str], baseline: str
     """Primary metric per served month for the month's champion and the never-retrained baseline."""
     import mlflow
 
+    from pipelines.core.registry import version_location
     from pipelines.data.validated import load_batches
     from pipelines.training import metrics, predict_scores, prepare_xy
 
     mlflow.set_tracking_uri(settings.tracking_uri)
-    name, task = settings.mlflow.registered_model, settings.dataset.target.task
+    task = settings.dataset.target.task
     metric = settings.gate.for_task(task).primary_metric
     models: dict[str, Any] = {}
 
     def model(version: str) -> Any:
         if version not in models:
-            models[version] = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+            models[version] = mlflow.sklearn.load_model(version_location(settings, version))
         return models[version]
 
     rows = []

@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from pipelines.config import BehaviouralCheck, Settings
 from pipelines.core.observability import get_logger, log_context, record_event
-from pipelines.core.registry import MAX_TAG_CHARS, champion_version, client_for
+from pipelines.core.registry import MAX_TAG_CHARS, champion_version, client_for, version_location
 from pipelines.core.stats import auc_se, bootstrap_se, mean_se, paired_auc_difference, paired_bootstrap_se
 from pipelines.training import metrics
 from pipelines.training.contracts import EvaluationRef, GateVerdict, TrainedCandidate
@@ -182,9 +182,8 @@ def load_champion(settings: Settings) -> tuple[Any | None, Any | None]:
     mv = champion_version(settings)
     if mv is None:
         return None, None
-    uri = f"models:/{settings.mlflow.registered_model}/{mv.version}"
     try:
-        model = mlflow.pyfunc.load_model(uri)
+        model = mlflow.pyfunc.load_model(version_location(settings, mv.version))
     except Exception as exc:
         raise ChampionUnavailableError(
             f"champion {settings.mlflow.registered_model} v{mv.version} cannot be loaded "
