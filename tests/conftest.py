@@ -63,6 +63,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(tier)
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int) -> None:
+    """Print pytest-randomly's seed even under ``-q``: a failure that depends on the order is then
+    reproducible with ``--randomly-seed=N``."""
+    seed = getattr(terminalreporter.config.option, "randomly_seed", None)
+    if seed is not None and exitstatus != 0:
+        terminalreporter.write_line(f"test order: rerun the same order with --randomly-seed={seed}")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Remove the session's throwaway root (set MLOPS_KEEP_TEST_ROOT=1 to inspect it)."""
     if not os.environ.get("MLOPS_KEEP_TEST_ROOT"):
