@@ -14,6 +14,13 @@ loss). Per-size keys end in ``_demo`` / ``_720``; the headline keys are the mini
 Also ``canary_*_undecided_share_<size>`` (releases in which the ``quality_undecided`` policy,
 not the test, settled a step) and ``canary_mde_<size>`` (median MDE at the first step).
 
+720 labels cannot separate a 0.02 AUC margin both ways (the MDE is ~0.04; ~3 k labels are
+needed), so the configured policy settles most small releases on a point estimate. The
+``*_pooled`` keys measure ``quality_undecided: pool`` at 720 rows instead: an undecided release
+keeps its split and pools the next batches' labels at a Bonferroni alpha-spending boundary, up to
+``quality_pool_max_batches``, then applies the no-harm rule (``canary_720_equal_promoted_rate_pooled``,
+``canary_720_worse_rolled_back_rate_pooled``, ``canary_720_batches_to_decision_mean`` / ``_p95``).
+
 - ``policy_false_alarm_rate``: stable windows (resamples of the month the champion was
   validated on) on which any retrain-policy check fired (goal <= 5 %), with
   ``policy_retrain_rate``; built and judged by ``tests/support/monitoring.stable_windows``, the
@@ -119,6 +126,42 @@ def canary_rates(settings: Any, scored: Scored, runs: int, seed: int = 0) -> dic
                 out[f"canary_mde_{size_name}"] = float(np.median(mdes))
     for key in ("canary_equal_promoted_rate", "canary_worse_rolled_back_rate"):
         out[key] = min(v for k, v in out.items() if k.startswith(key + "_"))
+    out.update(pooled_rates(settings, scored, runs, seed))
+    return out
+
+
+def pooled_rates(settings: Any, scored: Scored, runs: int, seed: int = 0) -> dict[str, float]:
+    """At the 720-row size, ``quality_undecided: pool``: undecided releases wait for later batches.
+
+    Each release starts on a 720-row batch drawn as in :func:`canary_rates`; every time a look
+    says ``pooling``, the next 720 rows of the month not served yet arrive as the next batch
+    (new flights, as next month's batch would bring). ``batches_to_decision``: batches pooled
+    when the release ended (1 = decided on the first batch), over both challengers.
+    """
+    pooled = with_demo_pacing(settings, quality_undecided="pool")
+    n_month = scored.label.size
+    out: dict[str, float] = {}
+    used: list[int] = []
+    for challenger in ("equal", "worse"):
+        rng = np.random.default_rng([seed, SMALL_BATCH, challenger == "worse", 1])
+        results = []
+        for _ in range(runs):
+            order = rng.permutation(n_month)
+            chunks = iter(np.array_split(order, n_month // SMALL_BATCH))
+            first = next(chunks)[:SMALL_BATCH]
+            results.append(
+                release(pooled, scored, challenger, first, rng, more=lambda c=chunks: next(c)[:SMALL_BATCH])
+            )
+        promoted = float(np.mean([r["promoted"] for r in results]))
+        name = "equal_promoted_rate" if challenger == "equal" else "worse_rolled_back_rate"
+        out[f"canary_{SMALL_BATCH}_{name}_pooled"] = promoted if challenger == "equal" else 1 - promoted
+        out[f"canary_{SMALL_BATCH}_{challenger}_policy_settled_share_pooled"] = float(
+            np.mean([r["policy"] for r in results])
+        )
+        used += [int(r["batches"]) for r in results]
+    out[f"canary_{SMALL_BATCH}_batches_to_decision_mean"] = float(np.mean(used))
+    out[f"canary_{SMALL_BATCH}_batches_to_decision_p95"] = float(np.percentile(used, 95))
+    out[f"canary_{SMALL_BATCH}_pool_max_batches"] = float(pooled.canary.quality_pool_max_batches)
     return out
 
 

@@ -37,7 +37,8 @@ verdict is ``success``, ``failed`` or ``inconclusive``:
   canary is significantly worse and the margin is not ruled out; otherwise it is undecided and
   the step holds for labels. A step that can get no more (``final``: it timed out, or its labels
   stopped growing) settles undecided quality by ``quality_undecided`` (hold → roll back at the
-  timeout, rollback, or promote_if_no_harm). Every analysis records the minimum detectable
+  timeout, rollback, promote_if_no_harm, or pool: keep the split and pool later batches' labels
+  at a Bonferroni alpha-spending boundary, :func:`look_alpha`). Every analysis records the minimum detectable
   effect of the labels at hand (``quality.mde``, at ``quality_alpha / 2`` and
   ``quality_power``) and the labels the margin needs (``quality.labels_for_margin``). Comparing
   each variant on its own callers instead mixes two samples (and, early on, two periods) and
@@ -388,6 +389,22 @@ def paired_test(y: np.ndarray, sc: np.ndarray, sr: np.ndarray, task: str) -> Pai
     return PairedTest("mae", mae_c, mae_r, mae_c - mae_r, diff_se, loss, se)
 
 
+def look_alpha(cfg: CanaryConfig) -> float:
+    """The two-sided level each look's quality CI is built at.
+
+    ``quality_alpha`` for a release judged on one batch; with ``quality_undecided: pool`` the
+    release may look at up to ``quality_pool_max_batches`` (K) pooled batches, so each batch look
+    spends ``quality_alpha / K`` (``/ 2`` per side): Bonferroni alpha spending. Why not an
+    O'Brien-Fleming or Pocock boundary: those need the looks' information fractions fixed in
+    advance (or a recursive integral at each observed fraction), while here a batch's labels are
+    whatever matured; the union bound holds for any looks and is the conservative price
+    (z 3.14 instead of 2.58 at K = 6 and quality_alpha 0.01).
+    """
+    if cfg.quality_undecided == "pool":
+        return cfg.quality_alpha / cfg.quality_pool_max_batches
+    return cfg.quality_alpha
+
+
 def minimum_detectable_effect(se: float, alpha: float, power: float) -> float:
     """The smallest true loss that the one-sided test at ``alpha / 2`` detects with ``power``."""
     from scipy.stats import norm
@@ -471,11 +488,14 @@ def check_quality(
         return Check("quality", Outcome.INCONCLUSIVE, f"{why} since the release began", figs)
     from scipy.stats import norm
 
-    z = float(norm.ppf(1 - cfg.quality_alpha / 2))
+    alpha = look_alpha(cfg)
+    z = float(norm.ppf(1 - alpha / 2))
     margin = cfg.quality_max_drop
     lo, hi = test.loss - z * test.se, test.loss + z * test.se
-    mde = minimum_detectable_effect(test.se, cfg.quality_alpha, cfg.quality_power)
+    mde = minimum_detectable_effect(test.se, alpha, cfg.quality_power)
     figs.update(
+        look_alpha=_r(alpha, 6),
+        boundary_z=_r(z),
         metric=test.metric,
         canary=_r(test.canary),
         champion=_r(test.champion),
@@ -525,7 +545,7 @@ def check_quality(
         return Check(
             "quality",
             Outcome.FAIL,
-            f"{said}: significantly worse, loss {test.loss:+.3f} {units} with {1 - cfg.quality_alpha:.0%} "
+            f"{said}: significantly worse, loss {test.loss:+.3f} {units} with {1 - alpha:.3g} "
             f"CI [{lo:.3f}, {hi:.3f}] above 0 and not below the margin {margin}",
             figs,
         )
@@ -547,10 +567,13 @@ def resolve_undecided(quality: Check, shift: Check, cfg: CanaryConfig) -> Check:
     """
     policy = cfg.quality_undecided
     figs = {**quality.figures, "decided_by": f"policy:{policy}"}
+    # 'pool' ends here once its batches are spent (or the step timed out): the no-harm rule decides.
+    rule = "promote_if_no_harm" if policy == "pool" else policy
+    said = "promote_if_no_harm" if policy != "pool" else "pool, then promote_if_no_harm's rule"
     n, mde = int(figs.get("labelled") or 0), figs.get("mde")
     at_hand = f"{n} labelled rows, MDE {mde} vs margin {cfg.quality_max_drop}"
-    if policy in ("hold", "rollback"):
-        why = "step timed out waiting for labels" if policy == "hold" else "no more labels can come"
+    if rule in ("hold", "rollback"):
+        why = "step timed out waiting for labels" if rule == "hold" else "no more labels can come"
         return replace(
             quality,
             outcome=Outcome.FAIL,
@@ -563,7 +586,7 @@ def resolve_undecided(quality: Check, shift: Check, cfg: CanaryConfig) -> Check:
             outcome=Outcome.FAIL,
             figures=figs,
             reason=f"{quality.reason}; undecided ({at_hand}) and the predictions shifted: a model that "
-            "predicts differently must show non-inferiority, not just no harm (policy promote_if_no_harm)",
+            f"predicts differently must show non-inferiority, not just no harm (policy {said})",
         )
     loss = figs.get("loss")
     if n < cfg.quality_min_labels or loss is None:
@@ -573,7 +596,7 @@ def resolve_undecided(quality: Check, shift: Check, cfg: CanaryConfig) -> Check:
             outcome=Outcome.PASS,
             figures=figs,
             reason=f"{quality.reason}; too few labels to read ({at_hand}), no shift: the other checks "
-            "decide (policy promote_if_no_harm)",
+            f"decide (policy {said})",
         )
     if loss <= cfg.quality_max_drop / 2:
         figs["decision"] = "no_harm"
@@ -582,7 +605,7 @@ def resolve_undecided(quality: Check, shift: Check, cfg: CanaryConfig) -> Check:
             outcome=Outcome.PASS,
             figures=figs,
             reason=f"{quality.reason}; undecided ({at_hand}) but the loss estimate {loss:+.4f} is within "
-            f"half the margin ({cfg.quality_max_drop / 2:.4f}), nothing shifted (policy promote_if_no_harm)",
+            f"half the margin ({cfg.quality_max_drop / 2:.4f}), nothing shifted (policy {said})",
         )
     figs["decision"] = "harm"
     return replace(
@@ -590,7 +613,7 @@ def resolve_undecided(quality: Check, shift: Check, cfg: CanaryConfig) -> Check:
         outcome=Outcome.FAIL,
         figures=figs,
         reason=f"{quality.reason}; undecided ({at_hand}) and the loss estimate {loss:+.4f} exceeds half "
-        f"the margin ({cfg.quality_max_drop / 2:.4f}): rolled back (policy promote_if_no_harm)",
+        f"the margin ({cfg.quality_max_drop / 2:.4f}): rolled back (policy {said})",
     )
 
 

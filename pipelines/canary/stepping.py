@@ -75,6 +75,9 @@ class Look:
     done: bool
     held: float
     labelled: int
+    #: Undecided, no more labels from this batch, and ``quality_undecided: pool`` has batches left:
+    #: the caller keeps the split and brings the next batch's labels (the release's evidence pools).
+    pooling: bool = False
 
 
 def judge_look(
@@ -84,6 +87,7 @@ def judge_look(
     held: float,
     timed_out: bool,
     labelled_before: int | None,
+    batches: int | None = None,
 ) -> Look:
     """The loop's rules for one look, apart from its I/O (the decision benchmark runs them too).
 
@@ -91,11 +95,31 @@ def judge_look(
     the ``quality_undecided`` policy once the step is final (:func:`is_final`: timed out, or its
     labels stopped growing after the window); anything still inconclusive at the timeout fails
     safe; a success ends the step once it has been held for ``step_window_s``.
+
+    ``batches``: label batches pooled so far, for ``quality_undecided: pool`` (``None``: the
+    caller cannot bring another batch, as the live loop within one run). While fewer than
+    ``quality_pool_max_batches`` are pooled, a stalled undecided look is not settled: it returns
+    ``pooling`` and the caller keeps the split and adds the next batch's labels; at the timeout,
+    or once the batches are spent, the policy settles it.
     """
     analysis = analyse_at(False)
-    labelled = int(analysis.figures().get("quality.labelled") or 0)
+    figs = analysis.figures()
+    labelled = int(figs.get("quality.labelled") or 0)
     stalled = labelled_before is not None and labelled <= labelled_before and held >= cfg.step_window_s
     if analysis.verdict == "inconclusive" and is_final(cfg.quality_undecided, timed_out, stalled):
+        undecided_quality = figs.get("quality.status") == "insufficient"
+        if (
+            cfg.quality_undecided == "pool"
+            and batches is not None
+            and batches < cfg.quality_pool_max_batches
+            and undecided_quality
+            and not timed_out
+        ):
+            reason = (
+                f"{analysis.reason}; pooling: keeping the split for the next batch's labels "
+                f"({batches} of at most {cfg.quality_pool_max_batches} batches pooled)"
+            )
+            return Look(analysis, "inconclusive", reason, False, held, labelled, pooling=True)
         analysis = analyse_at(True)
     verdict, reason = analysis.verdict, analysis.reason
     if verdict == "inconclusive" and timed_out:

@@ -100,7 +100,7 @@ class CanaryConfig(Section):
         description="Power of the minimum detectable effect written in each step's evidence: the "
         "smallest loss the labelled rows at hand detect with this probability, at quality_alpha / 2.",
     )
-    quality_undecided: Literal["hold", "rollback", "promote_if_no_harm"] = Field(
+    quality_undecided: Literal["hold", "rollback", "promote_if_no_harm", "pool"] = Field(
         default="promote_if_no_harm",
         description="What a step does when quality cannot be decided (too few labels for the margin: "
         "the MDE exceeds quality_max_drop) and no more labels can come: 'hold' waits for labels "
@@ -114,7 +114,26 @@ class CanaryConfig(Section):
         "of harm, the other checks decide (unless shifted). Why not fail closed by default: the "
         "evaluation gate has already shown non-inferiority on a full holdout month; the canary's "
         "quality check guards against a live regression, and on small batches rolling back every "
-        "undecided step rolls back equal models most of the time.",
+        "undecided step rolls back equal models most of the time. 'pool' keeps the split instead and "
+        "pools the labels of later batches into the release's paired evidence (which already spans "
+        "the whole release), testing at a group-sequential boundary (quality_pool_max_batches) so "
+        "that the repeated looks do not inflate either error; once quality_pool_max_batches batches "
+        "are pooled (or at step_timeout_s) it settles by promote_if_no_harm's rule. The live "
+        "stepping loop judges a release within one run and cannot bring another batch yet, so "
+        "there 'pool' settles like promote_if_no_harm (at the pooled boundary); pooling across "
+        "batches runs in judge_look for a caller that can (measured by "
+        "benchmarks/decisions_canary.py on 720-row batches).",
+    )
+    quality_pool_max_batches: int = Field(
+        default=6,
+        ge=1,
+        le=50,
+        description="With quality_undecided 'pool': the most label batches a release pools, i.e. the "
+        "planned looks K of the sequential design. Each batch look is tested at "
+        "quality_alpha / (2K) per side (Bonferroni alpha spending: valid whatever the correlation "
+        "of the pooled looks, so the release errs each way with probability <= quality_alpha / 2 "
+        "over all K looks); the MDE and labels_for_margin in the evidence use that level too. "
+        "6: at 720 labels a batch, a 0.02 AUC margin needs ~3-4 k labels.",
     )
     seed: int = 42
     precheck_rows: int = Field(

@@ -10,6 +10,7 @@ gateway path is argued in ``benchmarks/decisions_canary.py``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,12 +116,21 @@ def _log_frame(ids: np.ndarray, preds: np.ndarray) -> pd.DataFrame:
 
 
 def release(
-    settings: Any, scored: Scored, challenger: str, batch: np.ndarray, rng: np.random.Generator
+    settings: Any,
+    scored: Scored,
+    challenger: str,
+    batch: np.ndarray,
+    rng: np.random.Generator,
+    more: Callable[[], np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """One canary release of ``challenger`` against the champion, replaying the rows ``batch``.
 
-    Returns whether it was promoted, at which step it ended, and whether the undecided policy
-    (not the test) settled a step. See the module docstring for why this is the gateway path.
+    Returns whether it was promoted, at which step it ended, whether the undecided policy
+    (not the test) settled a step, and how many batches of labels the release pooled
+    (``batches``). ``more``: the next published batch's rows (new entities), brought when a look
+    says ``pooling`` (``quality_undecided: pool``); the split stays, the step's clock restarts
+    (a new batch is a new wait for labels) and the paired evidence spans every batch served.
+    See the module docstring for why this is the gateway path.
     """
     from pipelines.canary import analyse
     from pipelines.canary.stepping import judge_look, requests_needed
@@ -133,6 +143,7 @@ def release(
     sent_canary: list[np.ndarray] = []
     policy_settled = False
     first_mde: float | None = None
+    batches = 1
     for weight in cfg.steps:
         step_from = sum(r.size for r in sent_rows)
         held, last, labelled_before = 0.0, None, None
@@ -179,8 +190,14 @@ def release(
                 held=held,
                 timed_out=held > cfg.step_timeout_s,
                 labelled_before=labelled_before,
+                batches=batches if more is not None else None,
             )
             last, labelled_before = look.analysis, look.labelled
+            if look.pooling and more is not None:
+                cursor, batches = batch.size, batches + 1
+                batch = np.concatenate([batch, more()])
+                held, labelled_before = 0.0, None
+                continue
             figs = look.analysis.figures()
             if first_mde is None and figs.get("quality.mde") is not None:
                 first_mde = float(figs["quality.mde"])
@@ -193,6 +210,7 @@ def release(
                 "step": weight,
                 "policy": policy_settled,
                 "mde": first_mde,
+                "batches": batches,
                 "reason": look.reason,
                 "figures": figs,
             }
@@ -201,6 +219,7 @@ def release(
         "step": None,
         "policy": policy_settled,
         "mde": first_mde,
+        "batches": batches,
         "reason": "",
         "figures": figs,
     }
