@@ -109,12 +109,14 @@ def champion_reference(settings: Settings, model_version: str | None = None) -> 
     importance = None
     if mv.run_id and not settings.monitoring.important_features:  # only read when it decides
         try:
-            import mlflow
+            from pipelines.training import load_evaluation
 
-            mlflow.set_tracking_uri(settings.tracking_uri)
+            # The store passed explicitly: never MLflow's process-global tracking URI.
             importance = {
                 str(k): float(v)
-                for k, v in mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/{IMPORTANCE_ARTIFACT}").items()
+                for k, v in load_evaluation(
+                    f"runs:/{mv.run_id}/{IMPORTANCE_ARTIFACT}", settings.tracking_uri
+                ).items()
             }
         except Exception as exc:  # an artifact is optional evidence: say so, carry on
             log.warning(

@@ -13,10 +13,13 @@ judged is the logged artifact, exactly as serving will load it.
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import tempfile
 import time
 import zlib
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -334,7 +337,7 @@ def _cached(settings: Settings, run_id: str, champion: str | None, eval_hash: st
     names = {a.path for a in client.list_artifacts(run_id, "evaluation")}
     if EVALUATION_ARTIFACT not in names:
         return None
-    doc = mlflow.artifacts.load_dict(f"runs:/{run_id}/{EVALUATION_ARTIFACT}")
+    doc = load_evaluation(f"runs:/{run_id}/{EVALUATION_ARTIFACT}", settings.tracking_uri)
     prev = (doc.get("champion") or {}).get("version")
     if (
         prev == champion
@@ -516,12 +519,17 @@ def _reference(trained: TrainedCandidate, doc: dict[str, Any], primary: str, cac
 def load_evaluation(evaluation_uri: str, tracking_uri: str | None = None) -> dict[str, Any]:
     """Read a run's evaluation document; a ``runs:/`` URI resolves against ``tracking_uri``.
 
-    Without it MLflow would fall back to ``sqlite:///mlflow.db`` in the working directory,
-    i.e. the wrong store (or a read-only folder in the container).
+    Without it MLflow would fall back to its process-global tracking URI (whichever store was
+    configured last in this process, or ``sqlite:///mlflow.db`` in the working directory), i.e.
+    the wrong store. The URI is passed to this one download, never set globally, so reading a
+    document does not re-point MLflow for the rest of the process either.
     """
-    if tracking_uri is not None:
-        mlflow.set_tracking_uri(tracking_uri)
-    return mlflow.artifacts.load_dict(evaluation_uri)
+    with tempfile.TemporaryDirectory(prefix="mlops-evaluation-") as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=evaluation_uri, dst_path=tmp, tracking_uri=tracking_uri
+        )
+        doc: dict[str, Any] = json.loads(Path(local).read_text(encoding="utf-8"))
+    return doc
 
 
 def criterion_tags(verdict: Any) -> dict[str, str]:

@@ -182,7 +182,7 @@ def train_candidate(settings: Settings, window: TrainingWindow, reason: str = ""
         TrackingUnavailableError, WindowError, TrainingDataError, TrainingConfigError: before
         any model is logged or registered.
     """
-    configure_tracking(settings)
+    client = configure_tracking(settings)
     contract = settings.dataset
     task = contract.target.task
     train_df = load_window(settings, window.train_batches)
@@ -232,9 +232,13 @@ def train_candidate(settings: Settings, window: TrainingWindow, reason: str = ""
         return result
 
     model = build_pipeline(contract, settings.training)
-    # nested: a caller's active run (a tuning parent) becomes the parent instead of an error
+    # nested: a caller's active run (a tuning parent) becomes the parent instead of an error.
+    # The experiment is explicit: MLflow's active experiment is process-global and another
+    # settings' configure_tracking (a test, another DAG) may have changed it since.
     with (
-        mlflow.start_run(run_name=f"train {window.label}", nested=True) as run,
+        mlflow.start_run(
+            run_name=f"train {window.label}", nested=True, experiment_id=experiment_id(client, settings)
+        ) as run,
         log_context(run_id=run.info.run_id),
     ):
         mlflow.set_tags(

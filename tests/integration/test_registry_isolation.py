@@ -84,3 +84,31 @@ def test_registered_versions_load_from_the_configured_store_not_the_global_one(
     mv, champion = load_champion(isolated_settings)
     assert mv is not None and str(mv.version) == "1"
     np.testing.assert_allclose(np.asarray(champion.predict(frame))[:, 1], expected, rtol=0, atol=1e-12)
+
+
+def test_run_documents_load_from_the_given_store_and_leave_the_globals_alone(
+    isolated_settings: Any, tmp_path: Path, restored_globals: None
+) -> None:
+    """``load_evaluation`` (the gate's documents, the champion's feature importance) reads the
+    store it is given and does not re-point MLflow for whoever loads next in this process."""
+    import mlflow
+
+    from pipelines.core.registry import client_for
+    from pipelines.training import load_evaluation
+
+    uri = isolated_settings.tracking_uri
+    Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    client = client_for(isolated_settings)
+    exp_id = client.create_experiment("isolation", artifact_location=(tmp_path / "art").as_uri())
+    run_id = client.create_run(exp_id).info.run_id
+    doc = {"run_id": run_id, "candidate": {"metrics": {"roc_auc": 0.71}}}
+    client.log_dict(run_id, doc, "evaluation/evaluation.json")
+    client.set_terminated(run_id)
+
+    other = f"sqlite:///{tmp_path / 'other' / 'mlflow.db'}"
+    (tmp_path / "other").mkdir()
+    mlflow.set_tracking_uri(other)
+    mlflow.set_registry_uri(other)
+
+    assert load_evaluation(f"runs:/{run_id}/evaluation/evaluation.json", uri) == doc
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == (other, other)

@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 from pipelines.config import PathsConfig, Settings, load_settings
 from pipelines.core.contracts import from_xcom
 from pipelines.core.observability import read_events
-from pipelines.core.registry import list_versions
+from pipelines.core.registry import challenger_version, list_versions, version_location
 from pipelines.data.validated import MARKER, load_batches, validated_dir
 from pipelines.replay.orchestration import run_dag
 from pipelines.training.contracts import TrainedCandidate, TrainingWindow
@@ -168,7 +168,9 @@ def test_dag_registers_a_tagged_version_with_the_challenger_alias(dag_runs, dag_
         "evaluation/evaluation.json",
         "evaluation/verdict.json",
     } <= artifacts
-    evaluation = load_evaluation(f"runs:/{reg['run_id']}/evaluation/evaluation.json")
+    evaluation = load_evaluation(
+        f"runs:/{reg['run_id']}/evaluation/evaluation.json", dag_settings.tracking_uri
+    )
     assert set(evaluation["feature_importance"]) == set(dag_settings.dataset.features.all)
     assert {b["name"] for b in evaluation["behavioural"]} == {c.name for c in dag_settings.gate.behavioural}
     assert {s["column"] for s in evaluation["slices"]} == set(dag_settings.dataset.slice_columns)
@@ -194,7 +196,11 @@ def test_rerun_on_the_same_window_registers_no_duplicate(dag_runs, dag_settings)
 
 
 def test_challenger_loads_by_alias_and_enforces_its_signature(dag_runs, dag_settings) -> None:
-    model = mlflow.pyfunc.load_model(f"models:/{DAG_MODEL}@challenger")
+    # By alias, resolved in this settings' store: a models:/ URI would resolve against MLflow's
+    # process-global registry URI, i.e. whichever store another test configured last.
+    challenger = challenger_version(dag_settings)
+    assert challenger is not None
+    model = mlflow.pyfunc.load_model(version_location(dag_settings, challenger.version))
     contract = dag_settings.dataset
     holdout = load_batches(dag_settings, [HOLDOUT]).head(200)
     x = coerce_features(contract, holdout)
@@ -273,8 +279,14 @@ def test_candidate_trained_on_shuffled_labels_is_rejected_against_the_champion(
 def test_missing_champion_artifact_fails_closed(dag_runs, dag_settings, tmp_path) -> None:
     name = "test_training_missing_champion"
     gone = tmp_path / "champion-artifact"
-    mlflow.set_tracking_uri(dag_settings.tracking_uri)
-    src = mlflow.artifacts.download_artifacts(dag_runs["first"].xcom["train"]["model_uri"])
+    # The logged model's own location: MLflow resolves a models:/m-... URI with the process-global
+    # tracking URI whatever tracking_uri download_artifacts is given.
+    logged = MlflowClient(dag_settings.tracking_uri).get_logged_model(
+        dag_runs["first"].xcom["train"]["model_id"]
+    )
+    src = mlflow.artifacts.download_artifacts(
+        logged.artifact_location, tracking_uri=dag_settings.tracking_uri
+    )
     shutil.copytree(src, gone)
     settings = _fast(dag_settings, registered_model=name)
     client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
@@ -349,7 +361,7 @@ def test_second_dataset_regression_trains_and_is_gated(dag_settings, tmp_path, m
     )
     result = run_training(settings, reason="second dataset")
 
-    evaluation = load_evaluation(result["evaluation_uri"])
+    evaluation = load_evaluation(result["evaluation_uri"], settings.tracking_uri)
     assert evaluation["task"] == "regression"
     assert evaluation["window"] == {"train_batches": second.dataset.batches[:3], "holdout_batch": "2023-04"}
     r2 = evaluation["candidate"]["metrics"]["r2"]
@@ -359,7 +371,7 @@ def test_second_dataset_regression_trains_and_is_gated(dag_settings, tmp_path, m
     assert "evaluation/residuals.png" in {
         a.path for a in client.list_artifacts(result["run_id"], "evaluation")
     }
-    model = mlflow.pyfunc.load_model(f"models:/test_training_regression/{result['version']}")
+    model = mlflow.pyfunc.load_model(version_location(settings, result["version"]))
     frame = coerce_features(second.dataset, load_batches(second, ["2023-04"]))
     values = scores_from_pyfunc(model.predict(frame), "regression")
     assert values.shape == (len(frame),) and np.isfinite(values).all()

@@ -45,9 +45,10 @@ class MonitoringEnv:
         """Settings with a fresh runtime root; ``monitoring`` overrides fields of that section."""
         from pipelines.config import PathsConfig
 
-        root = self.root / name
-        if root.exists():
-            shutil.rmtree(root)
+        # A new folder on every call, never a wiped and re-used one: the prediction log's engine is
+        # cached per URL for the process (pipelines.core.predlog.engine_for), and a cached engine
+        # on a deleted SQLite file would keep writing to the unlinked file.
+        root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.root))
         src = self.base.paths.validated / self.base.dataset.name
         shutil.copytree(src, root / "validated" / self.base.dataset.name)
         mon = self.base.monitoring.model_copy(update=monitoring)
