@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,45 +44,56 @@ def writer_latency(seconds: float) -> dict[str, tuple[float, float]]:
     out = {}
     for mode in ("fsync", "write", "none"):
         root = Path(tempfile.mkdtemp(prefix=f"bench-spool-{mode}-"))
-        writer = PredictionLogWriter(
-            f"sqlite:///{root / 'log.db'}",
-            200,
-            spool_dir=root / "spool",
-            sync="write" if mode == "none" else mode,  # type: ignore[arg-type]
-        )
-        lat = []
-        deadline = time.perf_counter() + seconds
-        i = 0
-        while time.perf_counter() < deadline:
-            req = LoggedRequest(
-                f"r{i}",
-                "2026-01-01T00:00:00+00:00",
-                "champion",
-                "1",
-                ["dep_hour", "origin", "distance"],
-                [[5.0], ["EWR"], [1400.0]],
-                1,
-                [0.31],
-                1.2,
-                entity_ids=[f"e{i}"],
-                event_times=["2013-01-01T05:00:00-05:00"],
+        try:
+            writer = PredictionLogWriter(
+                f"sqlite:///{root / 'log.db'}",
+                200,
+                spool_dir=root / "spool",
+                sync="write" if mode == "none" else mode,  # type: ignore[arg-type]
             )
-            t0 = time.perf_counter()
-            fut = writer.submit(req)
-            if mode != "none":
-                fut.result()
-            lat.append((time.perf_counter() - t0) * 1000)
-            i += 1
-        assert writer.flush(60)
-        writer.close()
-        out[mode] = (float(np.percentile(lat, 50)), float(np.percentile(lat, 99)))
+            lat = []
+            deadline = time.perf_counter() + seconds
+            i = 0
+            while time.perf_counter() < deadline:
+                req = LoggedRequest(
+                    f"r{i}",
+                    "2026-01-01T00:00:00+00:00",
+                    "champion",
+                    "1",
+                    ["dep_hour", "origin", "distance"],
+                    [[5.0], ["EWR"], [1400.0]],
+                    1,
+                    [0.31],
+                    1.2,
+                    entity_ids=[f"e{i}"],
+                    event_times=["2013-01-01T05:00:00-05:00"],
+                )
+                t0 = time.perf_counter()
+                fut = writer.submit(req)
+                if mode != "none":
+                    fut.result()
+                lat.append((time.perf_counter() - t0) * 1000)
+                i += 1
+            assert writer.flush(60)
+            writer.close()
+            out[mode] = (float(np.percentile(lat, 50)), float(np.percentile(lat, 99)))
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
     return out
 
 
 def http_latency(seconds: float) -> dict[str, dict[int, dict[str, Any]]]:
-    import bench_serving as bs
 
     root = Path(tempfile.mkdtemp(prefix="bench-spool-http-"))
+    try:
+        return _http_latency(root, seconds)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _http_latency(root: Path, seconds: float) -> dict[str, dict[int, dict[str, Any]]]:
+    import bench_serving as bs
+
     settings, rows, _, _, _ = bs.setup(root, "lr")
     feats = settings.dataset.features.all
     bodies = bs.payloads(rows, feats, 1)

@@ -63,8 +63,16 @@ def parse_window(window_id: str, frequency: str, timezone: str = "UTC") -> Windo
     """Bounds of a batch id in the contract's frequency and zone.
 
     Raises:
-        ValueError: the id does not have the shape of the frequency (e.g. a week id for months).
+        InvalidInputError: the id does not have the shape of the frequency (e.g. a week id for
+            months), or names no real period (month 13, ISO week 54, February 30).
     """
+    try:
+        return _parse_window(window_id, frequency, timezone)
+    except pd.errors.OutOfBoundsDatetime as exc:  # e.g. 9999-W52: a real week pandas cannot hold
+        raise InvalidInputError(f"window {window_id!r} is outside the dates pandas can hold ({exc})") from exc
+
+
+def _parse_window(window_id: str, frequency: str, timezone: str) -> Window:
     wid = window_id.strip()
     if frequency == "month" and (m := _MONTH.match(wid)):
         year, month = int(m[1]), int(m[2])
@@ -74,12 +82,21 @@ def parse_window(window_id: str, frequency: str, timezone: str = "UTC") -> Windo
         end = (start.tz_localize(None) + pd.offsets.MonthBegin(1)).tz_localize(timezone)
         ordinal = year * 12 + month - 1
     elif frequency == "week" and (m := _WEEK.match(wid)):
-        monday = date.fromisocalendar(int(m[1]), int(m[2]), 1)
+        year, week = int(m[1]), int(m[2])
+        weeks = date(year, 12, 28).isocalendar().week  # 28 December is always in the last ISO week
+        if not 1 <= week <= weeks:
+            raise InvalidInputError(
+                f"window {window_id!r}: week {week} out of range (ISO year {year} has weeks 01..{weeks})"
+            )
+        monday = date.fromisocalendar(year, week, 1)
         start = pd.Timestamp(monday).tz_localize(timezone)
         end = (start.tz_localize(None) + pd.Timedelta(days=7)).tz_localize(timezone)
         ordinal = monday.toordinal() // 7
     elif frequency == "day" and (m := _DAY.match(wid)):
-        day = date(int(m[1]), int(m[2]), int(m[3]))
+        try:
+            day = date(int(m[1]), int(m[2]), int(m[3]))
+        except ValueError as exc:  # 2013-02-30, 2013-13-01: the shape is right, the day does not exist
+            raise InvalidInputError(f"window {window_id!r} is not a real day ({exc})") from exc
         start = pd.Timestamp(day).tz_localize(timezone)
         end = (start.tz_localize(None) + pd.Timedelta(days=1)).tz_localize(timezone)
         ordinal = day.toordinal()

@@ -63,6 +63,9 @@ JSON = "application/json"
 # Admin bodies are a few fields (promotion figures included): far below these.
 ADMIN_MAX_BYTES = 1_000_000
 ADMIN_MAX_CONTAINERS = 10_000
+#: Seconds a label sender waits before sending again when the labels' database is down: long
+#: enough not to hammer a restarting database, short enough that a feedback loop barely stalls.
+LABELS_RETRY_AFTER_S = 5
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -374,14 +377,18 @@ def create_app(
             n = await anyio.to_thread.run_sync(
                 lambda: record_labels(settings, records, url=log_url(settings), audit=audit)
             )
-        except SQLAlchemyError as exc:
-            # Nothing was written (one transaction): the caller may send the same labels again.
-            log.error("labels not recorded: prediction log unavailable", error=str(exc).split("\n")[0])
+        except (SQLAlchemyError, OSError) as exc:
+            # Nothing was written (one transaction), nothing acknowledged: the caller sends the same
+            # labels again (upserts, so a resend is harmless). OSError: a SQLite log whose folder
+            # cannot be created or opened is as unavailable as a database that refuses connections.
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            log.error("labels not recorded: prediction log unavailable", error=first)
             return _error(
                 503,
                 f"labels not recorded (send them again): prediction log unavailable: "
-                f"{redact_text(str(exc).splitlines()[0])[:300]}",
+                f"{redact_text(first)[:300]}",
                 "SERVICE_UNAVAILABLE",
+                headers={"Retry-After": str(LABELS_RETRY_AFTER_S)},
             )
         return _json({"recorded": n, "request_id": audit["request_id"]})
 

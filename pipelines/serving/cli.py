@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from pipelines.config import load_settings
+from pipelines.core.errors import InvalidInputError
+from pipelines.core.period_ids import check_batch_id
 
 
 def _print(obj: Any) -> None:
@@ -84,8 +87,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if code == 200 else 1
     from pipelines.serving.traffic import send_traffic
 
-    _print(
-        send_traffic(
+    try:  # a batch id becomes a folder name: refused before a gateway starts (one line, exit 2)
+        if args.batch is not None:
+            args.batch = check_batch_id(args.batch, settings.dataset.batch_frequency)
+    except InvalidInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = send_traffic(
             settings,
             args.batch,
             args.requests,
@@ -94,5 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             rows_per_request=args.rows_per_request,
             label_delay_s=args.label_delay_s,
         )
-    )
+    except FileNotFoundError as exc:  # no such published batch: nothing to replay
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _print(result)
     return 0

@@ -244,8 +244,9 @@ def send_traffic(
     rate = rate or settings.canary.replay_rate
     concurrency = concurrency or settings.canary.replay_concurrency
     label_delay_s = settings.canary.replay_label_delay_s if label_delay_s is None else label_delay_s
-    url = base_url or ensure_gateway(settings)
+    # The batch first: an id that is not one, or one not published, must not start a gateway.
     records, label_recs = batch_requests(settings, batch_id)
+    url = base_url or ensure_gateway(settings)
     total = len(records)
     if total == 0:
         raise ValueError(f"batch {batch_id} has no rows to replay")

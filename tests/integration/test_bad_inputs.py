@@ -975,3 +975,44 @@ def test_labels_without_a_configured_token_fail_closed_unless_opened_for_develop
         assert client.post("/labels", content=label(value=7.5), headers=JSON_CT).status_code == 400
     audit = read_label_audit(settings)
     assert audit["actor"].tolist() == ["unauthenticated (serving.labels_allow_unauthenticated)"]
+
+
+@pytest.mark.parametrize("down", ["postgres_refuses", "sqlite_folder_unusable"])
+def test_labels_while_their_database_is_down_are_a_503_to_send_again_and_nothing_is_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, down: str
+) -> None:
+    """No spool for labels: a label write the database cannot take is refused (503 + Retry-After,
+    "send them again"), never acknowledged and dropped; the same labels sent again once it is back
+    are recorded. Both ways it can be down: a server refusing connections, a SQLite log whose
+    folder cannot be created (an OSError, which used to be a 500)."""
+    from fastapi.testclient import TestClient
+
+    from pipelines.config import load_settings
+    from pipelines.core.predlog import read_labels
+    from pipelines.serving.app import create_app
+
+    blocker = tmp_path / "labels-db"
+    blocker.write_text("a file where the log's folder should be")
+    url = (
+        "postgresql+psycopg2://mlops:pw@127.0.0.1:9/mlops"  # port 9: connection refused at once
+        if down == "postgres_refuses"
+        else f"sqlite:///{blocker / 'prediction_log.db'}"
+    )
+    monkeypatch.setenv("MLOPS__PATHS__ROOT", str(tmp_path / "var"))
+    monkeypatch.setenv("MLOPS__SERVING__PREDICTION_LOG_URL", url)
+    settings = load_settings()
+    body = label(entity="down-1", value=1, event_time="2013-05-01T05:00:00Z")
+    app = create_app(settings, admin_token=TOKEN, labels_token=LABELS_TOKEN, use_env_token=False)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        resp = client.post("/labels", content=body, headers=LABELS)
+        assert resp.status_code == 503, resp.text
+        assert int(resp.headers["retry-after"]) > 0
+        assert resp.json()["error_code"] == "SERVICE_UNAVAILABLE"
+        assert "labels not recorded (send them again)" in resp.json()["message"]
+        if down == "postgres_refuses":
+            return
+        blocker.unlink()  # the database is back
+        again = client.post("/labels", content=body, headers=LABELS)
+        assert again.status_code == 200 and again.json()["recorded"] == 1, again.text
+    labels = read_labels(settings)
+    assert labels.loc[labels["entity_id"] == "down-1", "label"].tolist() == [1.0]

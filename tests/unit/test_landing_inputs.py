@@ -85,6 +85,27 @@ def test_kernel_refuses_well_shaped_ids_of_periods_that_do_not_exist(bid: str, f
         check_batch_id(bid, freq)
 
 
+@pytest.mark.parametrize(
+    ("wid", "freq", "message"),
+    [
+        ("2021-W54", "week", r"week 54 out of range \(ISO year 2021 has weeks 01\.\.52\)"),
+        ("2021-W53", "week", r"week 53 out of range \(ISO year 2021 has weeks 01\.\.52\)"),
+        ("2020-W00", "week", r"week 0 out of range \(ISO year 2020 has weeks 01\.\.53\)"),
+        ("2013-02-30", "day", "not a real day"),
+        ("2013-13", "month", "month 13 out of range"),
+    ],
+)
+def test_parse_window_refuses_periods_that_do_not_exist_with_the_kernel_error(
+    wid: str, freq: str, message: str
+) -> None:
+    """The monitoring window parser names the valid range (a plain ValueError used to escape)."""
+    from pipelines.core.periods import parse_window
+
+    with pytest.raises(InvalidInputError, match=message):
+        parse_window(wid, freq)
+    assert parse_window("2020-W53", "week").start == "2020-12-28T00:00:00+00:00"
+
+
 def test_kernel_accepts_each_frequencys_shape() -> None:
     assert check_batch_id(" 2013-01 ", "month") == "2013-01"
     assert check_batch_id("2020-W53", "week") == "2020-W53"
@@ -127,6 +148,8 @@ CLI_CASES = [
     ("optimize", ["choose", "--holdout", "{bad}"]),
     ("optimize", ["choose", "--window", "2013-01,{bad}"]),
     ("optimize", ["tune", "--holdout", "{bad}", "--budget", "0"]),
+    # refused before the embedded gateway starts (it would write under the root)
+    ("serving", ["traffic", "--batch", "{bad}"]),
 ]
 
 
