@@ -93,6 +93,12 @@ class ServingConfig(Section):
     start_timeout_s: float = Field(
         default=120, gt=0, description="How long a launched gateway may take to answer /ping."
     )
+    canary_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A canary prediction not answered within this is abandoned (counted as a canary "
+        "'timeout' error) and the champion answers: a stuck canary never hangs its callers.",
+    )
     instance_ports: tuple[int, int] = Field(
         default=(18150, 18199),
         description="Port range for fresh pre-rollout instances (a free one is picked).",

@@ -323,10 +323,18 @@ class Gateway:
             error = f"canary cannot read this input: {exc.message}"
             kind = "input"
         else:
+            limit = self.settings.serving.canary_timeout_s
             try:
-                preds = await canary.predict_async(validated.columns, validated.arrays, validated.n_rows)
+                # Bounded: a stuck canary's callers get the champion's answer, not a hang (the
+                # abandoned request is dropped from the canary's queue before it costs a predict).
+                preds = await asyncio.wait_for(
+                    canary.predict_async(validated.columns, validated.arrays, validated.n_rows), limit
+                )
                 if len(preds) != table.n_rows:
                     raise ValueError(f"canary returned {len(preds)} predictions for {table.n_rows} rows")
+            except TimeoutError:
+                error = f"TimeoutError: the canary did not answer within serving.canary_timeout_s={limit} s"
+                kind = "timeout"
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"[:500]
                 kind = "exception"
