@@ -60,6 +60,12 @@ class ServingConfig(Section):
         description="Serve a copy of the model whose steps pass numpy arrays instead of DataFrames "
         "(about 2x cheaper per call), used only if it predicts the input example identically.",
     )
+    compiled_predictor: bool = Field(
+        default=True,
+        description="Serve the compiled predictor logged with the model version (compiled/, issue 16) "
+        "when it reproduces the pipeline within 1e-6 on the input example and the stored holdout "
+        "sample at load; otherwise, or when off, the pipeline serves and /version says why.",
+    )
     prediction_log_url: str = Field(
         default="",
         description="SQLAlchemy URL of the prediction log. Empty = "

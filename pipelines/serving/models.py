@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Settings
+from pipelines.core import compiled as compiled_path
 from pipelines.core.errors import PipelineError
 from pipelines.core.observability import get_logger
 from pipelines.core.redact import redact_text
@@ -36,6 +37,11 @@ from pipelines.core.registry import client_for
 from pipelines.serving.batching import MicroBatcher
 
 log = get_logger(__name__)
+
+#: Above this many rows a batch goes to the pipeline: GTIL evaluates row by row (~40 us a row here),
+#: the pipeline's trees are vectorised, and the two cross near 300-700 rows
+#: (``compiled_crossover_rows`` in benchmarks/bench_compiled.py).
+COMPILED_MAX_ROWS = 256
 
 Kind = Literal["float", "int", "str", "bool", "datetime"]
 _KINDS: dict[str, Kind] = {
@@ -87,13 +93,25 @@ class ServedModel:
     example: pd.DataFrame | None = field(default=None, repr=False)
     batcher: MicroBatcher | None = field(default=None, repr=False)
     fast_path: bool = False
+    #: The compiled predictor, set only after it reproduced ``model`` within PARITY_ATOL at load.
+    compiled: Any = field(default=None, repr=False)
+    #: Largest |compiled - pipeline| score measured at load per parity frame (None: not measured).
+    parity: dict[str, float] | None = None
+    #: Why the pipeline (not the compiled predictor) serves; empty when the compiled one serves.
+    predictor_reason: str = ""
 
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
     def predict(self, frame: pd.DataFrame, model: Any = None) -> np.ndarray:
-        """The served value per row: P(positive class), or the regression value."""
+        """The served value per row: P(positive class), or the regression value.
+
+        Batches of up to ``COMPILED_MAX_ROWS`` go to the compiled predictor when it passed its parity
+        check; larger ones to the pipeline, whose vectorised trees are faster per row than GTIL.
+        """
+        if model is None and self.compiled is not None and len(frame) <= COMPILED_MAX_ROWS:
+            return np.asarray(self.compiled.predict(frame), dtype=np.float64)
         model = self.model if model is None else model
         if self.task == "classification":
             return np.asarray(model.predict_proba(frame))[:, self.positive_index].astype(np.float64)
@@ -125,7 +143,16 @@ class ServedModel:
             "load_seconds": round(self.load_seconds, 3),
             "warmup_error": self.warmup_error,
             "fast_path": self.fast_path,
+            "predictor": self.predictor,
+            "parity_max_abs_diff": max(self.parity.values()) if self.parity else None,
+            "parity": self.parity,
+            "predictor_reason": self.predictor_reason or None,
         }
+
+    @property
+    def predictor(self) -> str:
+        """What serves requests: the compiled engine, or "sklearn" (the pipeline itself)."""
+        return compiled_path.ENGINE if self.compiled is not None else "sklearn"
 
 
 def columns_from_signature(signature: Any, non_null: set[str]) -> list[ColumnSpec]:
@@ -202,6 +229,7 @@ def load_served_model(settings: Settings, version: str | int) -> ServedModel:
             example = meta.load_input_example(str(local))
         except Exception:
             example = None
+        compiled, parity_rows, compiled_error = _read_compiled(local / compiled_path.ARTIFACT_DIR)
     except ModelLoadError as exc:
         raise ModelLoadError(f"{name} version {version}: {exc}") from exc
     except Exception as exc:
@@ -235,9 +263,64 @@ def load_served_model(settings: Settings, version: str | int) -> ServedModel:
         else:
             if settings.serving.fast_path:
                 _use_fast_path(served, reference)
+    _use_compiled(settings, served, model, compiled, parity_rows, compiled_error)
     served.load_seconds = time.perf_counter() - t0
     log.info("model loaded", model=name, version=version, seconds=round(served.load_seconds, 2))
     return served
+
+
+def _read_compiled(folder: Path) -> tuple[Any, pd.DataFrame | None, str]:
+    """The compiled predictor and its parity rows from the downloaded model, or the reason there is none."""
+    try:
+        predictor = compiled_path.CompiledPredictor.load(folder)
+        rows = compiled_path.read_rows(folder)
+    except compiled_path.CompileError as exc:
+        return None, None, str(exc)
+    except Exception as exc:
+        return None, None, f"compiled artefact unreadable: {type(exc).__name__}: {exc}"
+    return predictor, rows, ""
+
+
+def _use_compiled(
+    settings: Settings,
+    served: ServedModel,
+    original: Any,
+    predictor: Any,
+    rows: pd.DataFrame | None,
+    error: str,
+) -> None:
+    """Serve the compiled predictor only if it reproduces the original pipeline here, now.
+
+    The check runs at every load, on the model's input example and the holdout sample that
+    training stored beside the compiled artefact: a predictor that drifted from the pipeline
+    (another library version, a tampered file) is refused, and ``predictor_reason`` says why.
+    """
+    if not settings.serving.compiled_predictor:
+        served.predictor_reason = "disabled by serving.compiled_predictor"
+        return
+    if predictor is None:
+        served.predictor_reason = error
+        return
+    if served.warmup_error:
+        served.predictor_reason = "the pipeline failed its warm-up prediction: no reference to compare"
+        return
+    frames = {"input_example": served.example, "holdout_sample": rows}
+    if not any(f is not None and not f.empty for f in frames.values()):
+        served.predictor_reason = "no input example and no parity rows: parity cannot be checked"
+        return
+    diffs = compiled_path.parity(predictor.predict, lambda frame: served.predict(frame, original), frames)
+    served.parity = diffs
+    worst = max(diffs.values())
+    if not worst <= compiled_path.PARITY_ATOL:
+        worst_frame = max(diffs, key=lambda k: diffs[k])
+        served.predictor_reason = (
+            f"compiled predictor does not reproduce the pipeline: max abs diff {worst:.3g} on "
+            f"{worst_frame} > {compiled_path.PARITY_ATOL:g}"
+        )
+        log.warning("compiled predictor refused", version=served.version, reason=served.predictor_reason)
+        return
+    served.compiled = predictor
+    log.info("compiled predictor serves", version=served.version, parity_max_abs_diff=worst)
 
 
 def _use_fast_path(served: ServedModel, reference: np.ndarray) -> None:

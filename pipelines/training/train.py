@@ -289,6 +289,8 @@ def train_candidate(settings: Settings, window: TrainingWindow, reason: str = ""
             mlflow.log_metric("train_positive_rate", float(np.mean(train.y)))
 
         info = _log_model(settings, model, train.x)
+        with threadpool_limits(limits=settings.training.threads or None):
+            _log_compiled(settings, model, train.x.head(5), holdout.x, info.model_id)
         mlflow.set_tags({MODEL_URI_TAG: info.model_uri, "mlops.model_id": info.model_id or ""})
         result = candidate(run.info.run_id, info.model_uri, info.model_id, reused=False)
         log.info(
@@ -324,6 +326,71 @@ def _log_model(settings: Settings, model: Any, x: pd.DataFrame) -> Any:
         serialization_format=settings.mlflow.serialization,
         **kwargs,
     )
+
+
+def _log_compiled(
+    settings: Settings, model: Any, example: pd.DataFrame, holdout_x: pd.DataFrame, model_id: str | None
+) -> None:
+    """Log the compiled predictor and its parity record into the logged model's ``compiled/`` folder.
+
+    The compiled copy travels with the model version, so every loader (gateway, pre-rollout
+    instance, canary evidence) finds the same artefact; the gateway re-checks parity at load. A
+    pipeline that cannot be compiled still trains and registers: ``parity.json`` then holds the
+    reason, which the gateway reports as its fallback reason. The evaluation gate never reads it.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from pipelines.core import compiled
+
+    contract = settings.dataset
+    task = contract.target.task
+    record: dict[str, Any] = {"engine": compiled.ENGINE, "atol": compiled.PARITY_ATOL}
+    with tempfile.TemporaryDirectory(prefix="mlops-compiled-") as tmp:
+        folder = Path(tmp)
+        try:
+            predictor = compiled.compile_pipeline(model, task)
+            rows = compiled.parity_rows(
+                holdout_x,
+                list(contract.features.numeric),
+                list(contract.features.categorical),
+                seed=settings.training.seed,
+            )
+            diffs = compiled.parity(
+                predictor.predict,
+                lambda frame: predict_scores(model, frame, task),
+                {"input_example": example, "holdout_sample": rows},
+            )
+            worst = max(diffs.values())
+            passed = worst <= compiled.PARITY_ATOL
+            record.update(
+                compiled=passed,
+                max_abs_diff=diffs,
+                rows={"input_example": len(example), "holdout_sample": len(rows)},
+                conversion_seconds=round(predictor.conversion_seconds, 4),
+                reason=None if passed else f"max abs diff {worst:.3g} > {compiled.PARITY_ATOL:g} at training",
+            )
+            if passed:
+                predictor.save(folder)
+                rows.to_parquet(folder / compiled.ROWS_FILE, index=False)
+            mlflow.log_metrics(
+                {
+                    "compiled_parity_max_abs_diff": worst if np.isfinite(worst) else 1e300,
+                    "compiled_conversion_seconds": predictor.conversion_seconds,
+                }
+            )
+        except compiled.CompileError as exc:
+            record.update(compiled=False, reason=f"not compiled: {exc}")
+        except Exception as exc:  # compiling is an optimisation: it never fails a training run
+            record.update(compiled=False, reason=f"compiling failed: {type(exc).__name__}: {exc}")
+        compiled.write_parity(folder, record)
+        mlflow.set_tag("mlops.predictor", compiled.ENGINE if record["compiled"] else "sklearn")
+        if not record["compiled"]:
+            log.warning("model not compiled; the gateway will serve the pipeline", reason=record["reason"])
+        if model_id:
+            client_for(settings).log_model_artifacts(model_id, str(folder), compiled.ARTIFACT_DIR)
+        else:
+            mlflow.log_artifacts(str(folder), compiled.ARTIFACT_DIR)
 
 
 def _record(settings: Settings, result: TrainedCandidate) -> None:
