@@ -80,6 +80,7 @@ def test_registered_versions_load_from_the_configured_store_not_the_global_one(
     scored = mlflow_scorer(isolated_settings, "1")(frame)
     np.testing.assert_allclose(scored, expected, rtol=0, atol=1e-12)
 
+    mlflow.set_tracking_uri(other)  # the scorer pointed the tracking URI back at its store
     mlflow.set_registry_uri(other)
     mv, champion = load_champion(isolated_settings)
     assert mv is not None and str(mv.version) == "1"
