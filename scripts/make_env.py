@@ -92,7 +92,12 @@ SECRETS: dict[str, tuple[Callable[[], str], str]] = {
     "AIRFLOW_JWT_SECRET": (_long_secret, "signs Airflow API / Execution API tokens"),
     "AIRFLOW_API_SECRET_KEY": (_long_secret, "signs Airflow log-server requests"),
     "AIRFLOW_ADMIN_PASSWORD": (_password, "Airflow UI / REST API user (AIRFLOW_ADMIN_USERNAME)"),
-    "MLFLOW_AUTH_ADMIN_PASSWORD": (_password, "MLflow UI / API admin user (basic-auth)"),
+    "MLFLOW_AUTH_ADMIN_PASSWORD": (
+        _password,
+        "MLflow admin user (basic-auth; the server and mlflow-init only)",
+    ),
+    "MLFLOW_PIPELINE_PASSWORD": (_password, "MLflow user mlops-pipeline (workers: train, register, promote)"),
+    "MLFLOW_GATEWAY_PASSWORD": (_password, "MLflow user mlops-gateway (gateway: read-only registry access)"),
     "MLFLOW_FLASK_SERVER_SECRET_KEY": (_long_secret, "MLflow basic-auth session / CSRF key"),
     "MLOPS_GATEWAY_ADMIN_TOKEN": (_long_secret, "serving gateway admin endpoints (canary, rollback)"),
     "MLOPS_LABELS_TOKEN": (_long_secret, "serving gateway label writes (POST /labels)"),
