@@ -111,7 +111,14 @@ class ServedModel:
         check; larger ones to the pipeline, whose vectorised trees are faster per row than GTIL.
         """
         if model is None and self.compiled is not None and len(frame) <= COMPILED_MAX_ROWS:
-            return np.asarray(self.compiled.predict(frame), dtype=np.float64)
+            try:
+                return np.asarray(self.compiled.predict(frame), dtype=np.float64)
+            except Exception as exc:  # never worse than the pipeline: it answers this call
+                log.warning(
+                    "compiled predictor raised; the pipeline answers",
+                    version=self.version,
+                    error=f"{type(exc).__name__}: {exc}"[:300],
+                )
         model = self.model if model is None else model
         if self.task == "classification":
             return np.asarray(model.predict_proba(frame))[:, self.positive_index].astype(np.float64)
@@ -144,8 +151,9 @@ class ServedModel:
             "warmup_error": self.warmup_error,
             "fast_path": self.fast_path,
             "predictor": self.predictor,
-            "parity_max_abs_diff": max(self.parity.values()) if self.parity else None,
-            "parity": self.parity,
+            # JSON has no inf: a frame that made either side raise shows as null (the reason says inf)
+            "parity_max_abs_diff": _finite_or_none(max(self.parity.values())) if self.parity else None,
+            "parity": {k: _finite_or_none(v) for k, v in self.parity.items()} if self.parity else None,
             "predictor_reason": self.predictor_reason or None,
         }
 
@@ -153,6 +161,10 @@ class ServedModel:
     def predictor(self) -> str:
         """What serves requests: the compiled engine, or "sklearn" (the pipeline itself)."""
         return compiled_path.ENGINE if self.compiled is not None else "sklearn"
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
 
 
 def columns_from_signature(signature: Any, non_null: set[str]) -> list[ColumnSpec]:

@@ -172,3 +172,25 @@ def test_gateway_serves_the_compiled_copy_only_when_it_reproduces_the_pipeline(s
     )
     _use_compiled(no, off, model, compiled.compile_pipeline(model, "classification"), rows, "")
     assert off.describe()["predictor_reason"] == "disabled by serving.compiled_predictor"
+
+
+def test_a_compiled_copy_that_raises_at_request_time_leaves_the_answer_to_the_pipeline(settings: Any) -> None:
+    import json
+
+    from pipelines.serving.models import _use_compiled
+
+    x, y, _ = _frame(1000, 6)
+    model = build_pipeline(_contract("classification"), TrainingConfig(estimator_params={"max_iter": 20}))
+    model.fit(x, y)
+    served = _served(model, x)
+    _use_compiled(settings, served, model, compiled.compile_pipeline(model, "classification"), None, "")
+    assert served.predictor == compiled.ENGINE
+    served.compiled.features.append(("no_such_column", "numeric"))  # breaks every call
+    probe = x.head(7)
+    assert compiled.max_abs_diff(served.predict(probe), model.predict_proba(probe)[:, 1]) == 0.0
+
+    # a parity frame that raised is inf internally, null in /version's JSON
+    served.parity = {"input_example": float("inf")}
+    info = served.describe()
+    assert info["parity_max_abs_diff"] is None and info["parity"] == {"input_example": None}
+    json.dumps(info, allow_nan=False)
