@@ -76,11 +76,17 @@ def batch_dir(settings: Settings, batch_id: str) -> Path:
     return check_under(settings.paths.root, settings.paths.landing / settings.dataset.name / bid)
 
 
+def source_cache_path(settings: Settings) -> Path:
+    """Where the contract-shaped source is cached: keyed by the contract, so any change re-derives it."""
+    contract = settings.dataset
+    key = hashlib.sha256(contract.model_dump_json().encode()).hexdigest()[:16]
+    return settings.paths.root / "cache" / f"source-{contract.name}-{key}.parquet"
+
+
 def _source_cache(settings: Settings) -> pd.DataFrame:
     """The contract-shaped source, cached as parquet so landing 12 batches reads it once."""
     contract = settings.dataset
-    key = hashlib.sha256(contract.model_dump_json().encode()).hexdigest()[:16]
-    cache = settings.paths.root / "cache" / f"source-{contract.name}-{key}.parquet"
+    cache = source_cache_path(settings)
     if cache.exists():
         return pd.read_parquet(cache)
     df = load_source(contract, base=settings.config_file.parent)
@@ -134,7 +140,9 @@ OUTSIDE_FOLDER = "_outside_batches"
 UNPARSEABLE = "unparseable event time"
 
 
-def outside_batches(settings: Settings, ids: pd.Series | None = None) -> OutsideRows:
+def outside_batches(
+    settings: Settings, ids: pd.Series | None = None, source: pd.DataFrame | None = None
+) -> OutsideRows:
     """Count and quarantine the source rows that no configured batch takes; they are never landed.
 
     The rule: with ``dataset.batches`` listed, a row whose event time falls in an unlisted period
@@ -145,7 +153,7 @@ def outside_batches(settings: Settings, ids: pd.Series | None = None) -> Outside
     ``mlops config check`` reports it, so no row disappears without a trace.
     """
     contract = settings.dataset
-    df = _source_cache(settings)
+    df = _source_cache(settings) if source is None else source  # land_batch has it read already
     if ids is None:
         ids = batch_ids(df[contract.event_time], contract.batch_frequency, contract.event_timezone)
     outside = ids.isna()
@@ -191,7 +199,7 @@ def land_batch(settings: Settings, batch_id: str) -> LandedBatch:
     contract = settings.dataset
     df = _source_cache(settings)
     ids = batch_ids(df[contract.event_time], contract.batch_frequency, contract.event_timezone)
-    outside = outside_batches(settings, ids)
+    outside = outside_batches(settings, ids, df)
     if outside.rows:
         log.warning(
             "source rows outside every configured batch",
