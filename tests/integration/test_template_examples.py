@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,27 +35,65 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("example", sorted(EXAMPLES))
-def test_example_runs_the_whole_loop_and_every_stage_decides(example: str, tmp_path: Path) -> None:
-    root = tmp_path / "var"
+# Disjoint halves of serving.instance_ports: the two replays run at once, and their pre-rollout
+# instances must not race for one port.
+INSTANCE_PORTS = {"classification": "[18150, 18174]", "regression": "[18175, 18199]"}
+
+
+def _start(example: str, root: Path) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS__", "MLOPS_CONFIG"))}
     env.update(
         MLOPS_CONFIG=str(EXAMPLES[example]),
         MLOPS__PATHS__ROOT=str(root),
         MLOPS__SERVING__PORT=str(_free_port()),
+        MLOPS__SERVING__INSTANCE_PORTS=INSTANCE_PORTS[example],
+        # two replays share the host: a gateway or pre-rollout instance may start slowly
+        MLOPS__SERVING__START_TIMEOUT_S="300",
         # a canary step on 37-88 labelled rows is decided (or found undecidable) within seconds
         MLOPS__CANARY__STEP_TIMEOUT_S="45",
     )
-    proc = subprocess.run(
+    return subprocess.Popen(
         [sys.executable, "-m", "pipelines.replay", "--quick"],
         cwd=REPO,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=1800,
     )
-    out = proc.stdout
-    assert proc.returncode == 0, out[-4000:] + proc.stderr[-4000:]
+
+
+@pytest.fixture(scope="module")
+def replays(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, tuple[subprocess.Popen[str], Path]]]:
+    """Every example this session selected, started at once (each in its own root, Airflow home
+    and gateway port, nothing shared): much of a replay waits (canary step windows, label delays,
+    gateway starts), so two run in about the time of the longer one instead of the sum."""
+    selected = sorted(
+        {
+            item.callspec.params["example"]
+            for item in request.session.items
+            if item.module is request.module and hasattr(item, "callspec")
+        }
+    )
+    started: dict[str, tuple[subprocess.Popen[str], Path]] = {}
+    for example in selected:
+        root = tmp_path_factory.mktemp(f"template-{example}") / "var"
+        started[example] = (_start(example, root), root)
+    yield started
+    for proc, _ in started.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_example_runs_the_whole_loop_and_every_stage_decides(
+    example: str, replays: dict[str, tuple[subprocess.Popen[str], Path]]
+) -> None:
+    proc, root = replays[example]
+    out, err = proc.communicate(timeout=1800)
+    assert proc.returncode == 0, out[-4000:] + err[-4000:]
     check = [line.strip() for line in out.splitlines() if line.startswith("  ") and ": " in line][:9]
     assert [line.split(":")[0] for line in check][:2] == ["data", "quality"]
     assert all(": ok: " in line for line in check), check
