@@ -73,7 +73,7 @@ def replays(
         {
             item.callspec.params["example"]
             for item in request.session.items
-            if item.module is request.module and hasattr(item, "callspec")
+            if item.path == request.path and hasattr(item, "callspec")
         }
     )
     started: dict[str, tuple[subprocess.Popen[str], Path]] = {}
