@@ -104,6 +104,35 @@ def test_training_logs_a_compiled_copy_that_serves_within_1e_6(
     assert compiled.max_abs_diff(served.predict(big), np.tile(expected, 3)) <= 1e-6
 
 
+def test_the_gateway_answers_http_requests_with_the_compiled_copy(
+    compiled_version: tuple[Settings, str],
+) -> None:
+    """Through /invocations: the request path's validated columns (NaN, an unseen level) reach the
+    compiled copy, which answers as the pipeline does; /version names it. (A null carrier is refused
+    with 400 before any model: the signature says the column was never missing.)"""
+    from pipelines.serving.app import create_app
+
+    settings, version = compiled_version
+    rows = _real_rows(settings).tail(20)
+    rows = rows[rows["carrier"].notna()]
+    local = Path(mlflow.artifacts.download_artifacts(version_location(settings, version)))
+    expected = predict_scores(mlflow.sklearn.load_model(str(local)), rows, "classification")
+    with TestClient(create_app(settings, ephemeral_version=version, use_env_token=False)) as http:
+        champ = http.get("/version").json()["champion"]
+        assert champ["predictor"] == compiled.ENGINE, champ["predictor_reason"]
+        body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
+        resp = http.post("/invocations", json=body)
+        assert resp.status_code == 200, resp.text
+        batch = np.asarray(resp.json()["predictions"])
+        records = json.loads(rows.tail(2).to_json(orient="records"))
+        single = [
+            http.post("/invocations", json={"dataframe_records": [r]}).json()["predictions"][0]
+            for r in records
+        ]
+    assert compiled.max_abs_diff(batch, expected) <= 1e-6
+    assert compiled.max_abs_diff(np.asarray(single), expected[-2:]) <= 1e-6
+
+
 def test_a_compiled_copy_that_does_not_reproduce_is_refused_and_version_says_why(
     compiled_version: tuple[Settings, str], tmp_path: Path
 ) -> None:
