@@ -72,7 +72,7 @@ def model_name(stack: StackHandle) -> str:
 @pytest.fixture(scope="module")
 def champion(airflow: AirflowAPI, stack: StackHandle, mlflow_api: MlflowAPI, model_name: str) -> str:
     """The serving champion; bootstraps one through the real loop when this module runs alone."""
-    current = mlflow_api.alias_version(model_name, "champion")
+    current = _alias(mlflow_api, model_name, "champion")
     if current is None:
         published = set(_published(stack))
         for b in BATCHES:
@@ -83,7 +83,7 @@ def champion(airflow: AirflowAPI, stack: StackHandle, mlflow_api: MlflowAPI, mod
 
         def released() -> str | None:
             _delete_scheduled_runs(airflow, (QUALITY, "automate_drift_monitoring"))
-            return mlflow_api.alias_version(model_name, "champion")
+            return _alias(mlflow_api, model_name, "champion")
 
         current = wait_for("a bootstrap release (quality -> training -> canary)", released, timeout=1800)
     _settle(airflow, (TRAINING, CANARY), timeout=900)
@@ -97,6 +97,17 @@ def champion(airflow: AirflowAPI, stack: StackHandle, mlflow_api: MlflowAPI, mod
 
 
 # ------------------------------------------------------------------------------- helpers
+def _alias(mlflow_api: MlflowAPI, name: str, alias: str) -> str | None:
+    """The version behind ``alias``, None while unset (MLflow answers 400 "alias ... not found"
+    when the alias, or the whole registered model, does not exist yet)."""
+    try:
+        return mlflow_api.alias_version(name, alias)
+    except E2EError as exc:
+        if "not found" in str(exc):
+            return None
+        raise
+
+
 def _published(stack: StackHandle) -> list[str]:
     return list(
         exec_json(
@@ -376,7 +387,7 @@ def test_postgres_restarted_during_training_one_new_version(
     assert len(run_ids) == len(set(run_ids)), f"a training run registered twice: {run_ids}"
     assert set(BATCHES) <= set(_published(stack)), "a published batch was lost"
     Faults.new_version = str(new[0]["version"])
-    Faults.challenger = mlflow_api.alias_version(model_name, "challenger")
+    Faults.challenger = _alias(mlflow_api, model_name, "challenger")
 
 
 def test_mlflow_stopped_during_canary_release_champion_keeps_serving(
@@ -433,14 +444,12 @@ def test_mlflow_stopped_during_canary_release_champion_keeps_serving(
     _, missing = _wait_logged(stack, load)
     assert not missing, f"{len(missing)} acknowledged requests not in the log"
     state = httpx.get(f"{gateway_url}/health", timeout=10).json()
-    registry_champion = mlflow_api.alias_version(model_name, "champion")
+    registry_champion = _alias(mlflow_api, model_name, "champion")
     if run["state"] == "success":
         assert registry_champion == version, (registry_champion, version)
     else:  # a clean rollback: the old champion kept, the challenger out of traffic and alias-less
         assert registry_champion == champion, airflow.failure_report(CANARY, run_id)
-        assert mlflow_api.alias_version(model_name, "challenger") is None, airflow.failure_report(
-            CANARY, run_id
-        )
+        assert _alias(mlflow_api, model_name, "challenger") is None, airflow.failure_report(CANARY, run_id)
     assert str(state["champion"]) == registry_champion, state
     assert not state.get("canary"), f"a canary is still in traffic after the run: {state}"
     versions = mlflow_api.model_versions(model_name)
