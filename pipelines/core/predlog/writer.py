@@ -393,10 +393,14 @@ class PredictionLogWriter:
                 log.error("prediction log on_flushed hook failed", error=str(exc))
 
     def _failed(self, exc: BaseException, n: int) -> None:
-        self.stats.failures += 1
+        # The failing state and its reason first, the counter last: a reader that sees the failure
+        # counted (the metrics, /health) must also see the status it implies.
+        was_failing = self._write_failing
         self.stats.last_error = _short(exc)
         self.stats.last_error_at = datetime.now(UTC).isoformat(timespec="seconds")
-        if not self._write_failing or self.stats.failures % 50 == 0:  # one line per outage, not per retry
+        self._write_failing = True
+        self.stats.failures += 1
+        if not was_failing or self.stats.failures % 50 == 0:  # one line per outage, not per retry
             log.error(
                 "prediction log write failed",
                 url=self.display_url,
@@ -404,7 +408,6 @@ class PredictionLogWriter:
                 failures=self.stats.failures,
                 error=self.stats.last_error,
             )
-        self._write_failing = True
 
     def _dead_letter(self, rows: list[dict[str, Any]], reason: str, n_rows: int) -> None:
         """Set rows aside with the reason, durably, before the spool forgets them."""
